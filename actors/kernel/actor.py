@@ -1,0 +1,252 @@
+"""The production kernel actor (and, booted by firmware after a crash, the capture kernel).
+
+One class serves both: the `capture` actor is the same kernel booted again with
+`ibm,kernel-dump` in its device tree, exactly as on real hardware.
+"""
+from __future__ import annotations
+
+from typing import Any, Generator
+
+from actors import errno
+from actors.commands import parse_command
+from actors.kernel import shell
+from actors.kernel.crash import CrashMixin
+from actors.kernel.dlpar import DlparMixin
+from actors.kernel.fadump import FadumpMixin
+from actors.kernel.fwdump import FwDump
+from actors.kernel.mm import BOOT_MISC, KERNEL_IMAGE, MEMMAP_SHIFT, RTAS_SIZE, KernelMM, OutOfMemory
+from actors.machine import KernelConfig, Machine
+from actors.ops import Acquire, OpActor
+from actors.pagemap import PageMap
+from events.envelope import Event
+
+
+class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
+    """A Linux kernel of the scenario's profile, on one partition."""
+
+    def __init__(self, name: str, machine: Machine, cfg: KernelConfig,
+                 scripts: list[str] | None = None, dump_dir: str | None = None) -> None:
+        super().__init__(name)
+        self.op_prefix = name[0]
+        self.machine, self.cfg = machine, cfg
+        self.scripts = list(scripts or [])
+        self.dump_dir = dump_dir
+        self.booted = False
+        self.crashed = False
+        self.boot_count = 0
+        self.log: list[list[Any]] = []
+        self.fw = FwDump()
+        self.mm = KernelMM(machine)
+        self.drmem = bytearray(machine.n_lmbs)
+        self.blobs: dict[int, dict[str, Any]] = {}
+        self.hp_lock_ops: dict[str, str] = {}
+        self.oldmem: PageMap | None = None
+        self.vmcore: dict[str, Any] | None = None
+        self.last_vmcore: dict[str, Any] | None = None
+        self.dump_status = "none"
+        self.saved_dumps: list[dict[str, Any]] = []
+        self.crash_truth: PageMap | None = None
+        self.memtotal_after_boot = 0
+        self.pending_cmds: list[Event] = []
+
+    # -- logging --------------------------------------------------------------------------------
+    def printk(self, line: str) -> None:
+        cur = self._current
+        self.log.append([cur.seq if cur else 0, self.now, line])
+
+    # -- boot -------------------------------------------------------------------------------------
+    def on_fw_boot(self, ev: Event) -> None:
+        self.start_op("boot", self.boot(ev.payload))
+
+    def boot(self, p: dict[str, Any]) -> Generator[Any, Any, None]:
+        dt = p["dt"]
+        m, mm, fw = self.machine, self.mm, self.fw
+        self.boot_count = p["boot"]
+        lmb = dt["lmb_size"]
+        for first, count, assigned in dt["lmbs"]:
+            if assigned:
+                self.drmem[first:first + count] = b"\x01" * count
+        mm.boot_present([(f * lmb, (f + c) * lmb) for f, c, a in dt["lmbs"] if a])
+        fw.cpu_state_data_size = dt["fadump"]["cpu_state_size"]
+        fw.hpte_region_size = dt["fadump"]["hpte_size"]
+        fw.fdm_active = dt["kernel_dump"]
+        fw.dump_active = fw.fdm_active is not None
+        self.printk(f"Linux version 4.18.0-fadumpsim ({self.cfg.profile}) #1 SMP")
+        self.printk(f"Kernel command line: {self.cfg.cmdline}")
+        if fw.dump_active:
+            self.oldmem = PageMap.from_list(m.page_size, p["ram"]["extents"])
+            self.blobs = {a: b for a, _size, b in p["ram"]["blobs"]}
+        # early reservations: kernel image, RTAS (top of the RMA), PACAs/stacks below it
+        mm.boot_reserve_kernel(0, KERNEL_IMAGE, "kernel:image")
+        mm.boot_reserve_other(m.rma_size - RTAS_SIZE, m.rma_size, "rtas")
+        mm.boot_reserve_kernel(m.rma_size - RTAS_SIZE - BOOT_MISC, m.rma_size - RTAS_SIZE,
+                               "kernel:paca")
+        self.fadump_reserve_mem()
+        # memmap: one struct page per page, per node, top-down from the node's end
+        for nid in range(m.nodes):
+            lo, hi = m.node_range(nid)
+            present = mm.pages.covered(lo, hi)
+            size = max(present >> MEMMAP_SHIFT, m.page_size) if m.page_size == 65536 else present >> 6
+            size = (size + m.page_size - 1) // m.page_size * m.page_size
+            at = mm.memblock_alloc_top_down(size, lo, hi)
+            mm.boot_reserve_kernel(at, at + size, f"kernel:memmap{nid}")
+        self.fadump_init_reserved_mem()
+        self.printk(f"Memory: {mm.managed_bytes() >> 10}K/{mm.phys_mem_size() >> 10}K available")
+        self.memtotal_after_boot = mm.managed_bytes()
+        if fw.dump_active:
+            if self.process_fadump() < 0:
+                yield from self.fadump_invalidate_release_mem()
+        else:
+            wl = self.cfg.workload
+            try:
+                for klass in ("kernel", "user", "cache"):
+                    if wl.get(klass):
+                        mm.alloc(klass, wl[klass], tag=f"{klass}:workload")
+            except OutOfMemory as e:
+                self.printk(f"workload: {e}")
+        self.booted = True
+        for s in self.scripts:
+            self.send(s, "script.start", {})
+        for ev in self.pending_cmds:
+            self.on_cmd_run(ev)
+        self.pending_cmds.clear()
+
+    # -- commands ------------------------------------------------------------------------------------
+    def reply(self, ev: Event, stdout: str = "", stderr: str = "", exit: int = 0) -> None:
+        self.send(ev.src, "cmd.result", {"index": ev.payload["index"], "stdout": stdout,
+                                         "stderr": stderr, "exit": exit})
+
+    def on_cmd_run(self, ev: Event) -> None:
+        if self.crashed:
+            return  # a dead kernel runs nothing; the script never hears back
+        if not self.booted:
+            self.pending_cmds.append(ev)
+            return
+        cmd = parse_command(self.name, ev.payload["command"])
+        prog = cmd["prog"]
+        if prog == "write":
+            self.sysfs_write(ev, cmd)
+        elif prog == "cat":
+            self.sysfs_read(ev, cmd["file"])
+        elif prog == "free":
+            self.reply(ev, shell.free_m(self.mm.meminfo()))
+        elif prog == "lsmem":
+            self.reply(ev, shell.lsmem(self.memory_blocks(), self.machine.lmb_size))
+        elif prog == "dmesg":
+            self.reply(ev, shell.dmesg(self.log))
+        elif prog == "sim":
+            self.sim_command(ev, cmd)
+        elif prog in ("makedumpfile", "cp"):
+            out, err, rc = self.save_dump(cmd)
+            self.reply(ev, out, err, rc)
+        else:  # pragma: no cover - parse_command refuses everything else
+            self.reply(ev, "", f"{prog}: command not found\n", 127)
+
+    def sim_command(self, ev: Event, cmd: dict[str, Any]) -> None:
+        if cmd["verb"] == "alloc":
+            try:
+                tag = self.mm.alloc(cmd["klass"], cmd["size"])
+            except OutOfMemory as e:
+                self.reply(ev, "", f"sim: {e}\n", 1)
+                return
+            self.reply(ev, f"allocated {cmd['size'] >> 20}MB of {cmd['klass']} memory ({tag})\n")
+        else:
+            n = self.mm.free(cmd["klass"], cmd["size"])
+            self.reply(ev, f"freed {n >> 20}MB of {cmd['klass']} memory\n")
+
+    def sysfs_read(self, ev: Event, f: str) -> None:
+        fw = self.fw
+        if f == "registered":
+            self.reply(ev, f"{int(fw.dump_registered)}\n")
+        elif f == "enabled":
+            self.reply(ev, f"{int(fw.fadump_enabled)}\n")
+        else:
+            fdm = fw.fdm_active if fw.fdm_active is not None else fw.fdm
+            self.reply(ev, shell.fadump_region(fdm if fw.fadump_enabled else None,
+                                               fw.fdm_active is not None,
+                                               fw.reserve_dump_area_start))
+
+    def sysfs_write(self, ev: Event, cmd: dict[str, Any]) -> None:
+        f, value = cmd["file"], cmd["value"]
+        path = {"registered": "/sys/kernel/fadump_registered",
+                "release_mem": "/sys/kernel/fadump_release_mem"}.get(f, "/proc/sysrq-trigger")
+        if f == "sysrq":
+            if value == "c":
+                self.sysrq_crash(cpu=self.scripts.index(ev.src) % self.machine.cpus
+                                 if ev.src in self.scripts else 0)
+                return  # no reply: the shell died with the kernel
+            self.reply(ev)
+            return
+
+        def fail(rc: int) -> None:
+            self.reply(ev, "", f"bash: echo: write error: {errno.strerror(rc)}\n", 1)
+
+        if f == "release_mem":
+            if not self.fw.dump_active:
+                # the attribute only exists while a dump is active; sysfs refuses O_CREAT
+                self.reply(ev, "", f"bash: {path}: Permission denied\n", 1)
+                return
+            if value != "1":
+                fail(-errno.EINVAL)
+                return
+
+            def release() -> Generator[Any, Any, None]:
+                yield from self.fadump_invalidate_release_mem()
+                self.reply(ev)
+            self.start_op("fadump_release_memory_store", release())
+            return
+
+        def store() -> Generator[Any, Any, None]:
+            rc = yield from self.fadump_register_store(value)
+            if rc < 0:
+                fail(rc)
+            else:
+                self.reply(ev)
+        self.start_op("fadump_register_store", store(), by=ev.src)
+
+    def on_fadump_retry(self, ev: Event) -> None:
+        self.resume(ev)
+
+    # -- views ------------------------------------------------------------------------------------------
+    def memory_blocks(self) -> list[dict[str, Any]]:
+        """/sys/devices/system/memory/memoryN as lsmem reads it (present blocks only)."""
+        out = []
+        mm = self.mm
+        for lmb in range(len(self.drmem)):
+            if not self.drmem[lmb]:
+                continue
+            s, e = self.lmb_range(lmb)
+            classes = mm.lmb_classes(s, e)
+            zones = sorted({mm.zone_of(a) for a, _b, *_ in mm.pages.pieces(s, e)},
+                           key=["Normal", "Movable"].index)
+            out.append({"index": lmb, "start": s, "end": e,
+                        "state": "offline" if classes.get("offline") else "online",
+                        "removable": mm.section_removable(s, e),
+                        "node": self.machine.node_of(s), "zones": ",".join(zones) or "None"})
+        return out
+
+    def snapshot(self) -> dict[str, Any]:
+        mm = self.mm
+        snap = {
+            "booted": self.booted, "crashed": self.crashed, "boot": self.boot_count,
+            "fw_dump": self.fw.snapshot(),
+            "meminfo": mm.meminfo() if self.booted else {},
+            "pages_by_class": mm.by_class(),
+            "extents": len(mm.pages),
+            "movable": list(mm.movable) if mm.movable else None,
+            "memblock_memory": [list(r) for r in mm.memory_regions()],
+            "memblock_reserved": [list(r) for r in mm.reserved],
+            "vmcore": None if self.vmcore is None else {
+                "loads": [[ld["start"], ld["end"]] for ld in self.vmcore["loads"]],
+                "generation": self.vmcore["generation"]},
+            "saved_dumps": [{k: v for k, v in d.items() if k != "kept"} for d in self.saved_dumps],
+            "log_lines": len(self.log),
+        }
+        snap.update(self.ops_snapshot())
+        return snap
+
+    def write_dump_file(self, saved: dict[str, Any]) -> str | None:
+        if self.dump_dir is None:
+            return None
+        from actors.kernel.dumpwriter import write_saved_dump
+        return write_saved_dump(self, saved)

@@ -1,0 +1,179 @@
+"""Crash (sysrq-c), and the capture side: validate the dump, /proc/vmcore, save it.
+
+The crashed kernel's RAM travels to firmware in `rtas.os_term` and comes back in the
+capture kernel's `fw.boot` after the firmware copy (design note 2). The capture
+kernel never sees the production kernel's objects, only that payload.
+"""
+from __future__ import annotations
+
+from typing import Any, Generator
+
+from actors.kernel.fwdump import (CPU_STATE_DATA, CRASH_INFO_MAGIC, ERROR_FLAG, REAL_MODE_REGION,
+                                  section)
+from actors.pagemap import PageMap
+from actors import errno
+
+#: dump-level bit of each page class makedumpfile can exclude
+LEVEL_BIT = {"zero": 1, "cache": 2, "cache_private": 4, "user": 8, "free": 16}
+
+
+def crash_regs(cpu: int) -> list[int]:
+    """Deterministic pt_regs of the CPU that ran sysrq_handle_crash()."""
+    gpr = [0xC000000000000000 + cpu * 0x1000 + i * 8 for i in range(32)]
+    gpr[1] = 0xC00000000FFF0000 - cpu * 0x4000  # stack pointer
+    nip, msr = 0xC0000000007A1B2C, 0x8000000000009033
+    return gpr + [nip, msr, 0, 0, nip - 0x40, 0x20000000, 0x28000422, 1, 0x300, 0, 0x42000000, 0]
+
+
+def page_class_for_dump(klass: str, tag: str) -> str:
+    """How makedumpfile classifies an old-kernel page from its struct page."""
+    if klass in ("user", "cache", "cache_private"):
+        return klass
+    if klass == "free":
+        return "zero" if not tag else "free"
+    return "kernel"  # kernel data, reserved, offline: never excluded
+
+
+class CrashMixin:
+    # -- production side -------------------------------------------------------------------
+    def sysrq_crash(self, cpu: int) -> None:
+        """sysrq_handle_crash() -> oops -> panic: crash_fadump() then ibm,os-term."""
+        fw = self.fw
+        self.printk("sysrq: SysRq : Trigger a crash")
+        self.printk("Unable to handle kernel paging request for data at address 0x00000000")
+        self.printk("Kernel panic - not syncing: Fatal exception")
+        if fw.dump_registered and fw.fadumphdr_addr in self.blobs:
+            hdr = self.blobs[fw.fadumphdr_addr]
+            hdr["crashing_cpu"] = cpu
+            hdr["regs"] = crash_regs(cpu)
+            hdr["online"] = list(range(self.machine.cpus))
+        self.crashed = True
+        self.crash_truth = self.mm.pages.copy()
+        self.send("firmware", "rtas.os_term", {
+            "ram": {"extents": self.mm.pages.to_list(),
+                    "blobs": [[a, 4096, b] for a, b in sorted(self.blobs.items())]},
+            "crash": {"cpu": cpu, "msg": "Fatal exception"}})
+
+    # -- capture side --------------------------------------------------------------------------
+    def process_fadump(self) -> int:
+        """Validate the dump firmware took; 0 when /proc/vmcore can be exported."""
+        fdm = self.fw.fdm_active
+        cpu = section(fdm, CPU_STATE_DATA)
+        rmr = section(fdm, REAL_MODE_REGION)
+        if fdm["status"] == ERROR_FLAG or cpu["error"] or rmr["error"]:
+            self.printk("Dump taken by platform is not valid")
+            self.dump_status = "invalid"
+            return -errno.EINVAL
+        if rmr["dumped"] != rmr["length"] or not cpu["dumped"]:
+            self.printk("Dump taken by platform is incomplete")
+            self.dump_status = "incomplete"
+            return -errno.EINVAL
+        hdr = self.blobs.get(self.fw.fadumphdr_addr)
+        if hdr is None or hdr.get("magic") != CRASH_INFO_MAGIC:
+            self.printk("Crash info header is not valid.")
+            self.dump_status = "invalid"
+            return -errno.EINVAL
+        self.vmcore = self.last_vmcore = self.build_vmcore(hdr, rmr)
+        self.dump_status = "available"
+        return 0
+
+    def build_vmcore(self, hdr: dict[str, Any], rmr: dict[str, Any]) -> dict[str, Any]:
+        """/proc/vmcore: one PT_LOAD per crash memory range of the registration-time header.
+
+        [0, boot_memory_size) is read from the copy at the RMR destination; every other
+        range in place; a range no longer in the partition cannot be read.
+        """
+        loads = []
+        for s, e in hdr["ranges"]:
+            if s == 0:
+                off = rmr["destination"]
+                ext = [[a - off, b - off, k, t, base]
+                       for a, b, k, t, base in self.oldmem.pieces(off + s, off + e)]
+            else:
+                ext = [[a, b, k, t, base] for a, b, k, t, base in self.oldmem.pieces(s, e)]
+            loads.append({"start": s, "end": e, "extents": ext})
+        return {"loads": loads, "cpu": hdr["crashing_cpu"], "regs": hdr["regs"],
+                "online": hdr["online"], "generation": hdr["generation"]}
+
+    def vmcore_pages(self, level: int, vmcore: dict[str, Any] | None = None
+                     ) -> tuple[list[list[Any]], dict[str, int], int]:
+        """Pages a dump at `level` keeps: (extents, excluded bytes by class, unreadable bytes)."""
+        kept: list[list[Any]] = []
+        excluded: dict[str, int] = {}
+        unreadable = 0
+        for ld in (vmcore or self.vmcore)["loads"]:
+            pos = ld["start"]
+            for a, b, k, t, base in ld["extents"]:
+                unreadable += a - pos
+                pos = b
+                cls = page_class_for_dump(k, t)
+                if level & LEVEL_BIT.get(cls, 0):
+                    excluded[cls] = excluded.get(cls, 0) + b - a
+                    continue
+                kept.append([a, b, k, t, base])
+            unreadable += ld["end"] - pos
+        return kept, excluded, unreadable
+
+    def save_dump(self, cmd: dict[str, Any]) -> tuple[str, str, int]:
+        """makedumpfile / cp /proc/vmcore: record what was saved; write the file if asked."""
+        if self.vmcore is None:
+            if cmd["prog"] == "cp":
+                return "", "cp: cannot stat '/proc/vmcore': No such file or directory\n", 1
+            return "", ("open_dump_memory: Can't open the dump memory(/proc/vmcore). "
+                        "No such file or directory\n\nmakedumpfile Failed.\n"), 1
+        level = cmd.get("level", 0) if cmd["prog"] == "makedumpfile" else 0
+        kept, excluded, unreadable = self.vmcore_pages(level)
+        ps = self.mm.ps
+        total = sum(ld["end"] - ld["start"] for ld in self.vmcore["loads"])
+        saved = {"path": cmd["path"], "tool": cmd["prog"], "level": level,
+                 "format": cmd.get("format", "elf"), "compress": cmd.get("compress", "none"),
+                 "generation": self.vmcore["generation"], "kept": kept,
+                 "excluded": excluded, "unreadable": unreadable}
+        out, err = "", ""
+        if cmd["prog"] == "makedumpfile" and cmd["compress"] == "lzo":
+            from actors.kernel.dumpwriter import lzo_available
+            if not lzo_available():
+                return "", ("makedumpfile: the lzo compression is not supported in this "
+                            "build (python-lzo is not installed); use -c\n\nmakedumpfile Failed.\n"), 1
+        if unreadable:
+            err += (f"readmem: Can't read the dump memory(/proc/vmcore): {unreadable // ps} pages "
+                    "of ranges no longer in the partition were skipped\n")
+        self.saved_dumps.append(saved)
+        self.dump_status = "saved"
+        path = self.write_dump_file(saved)
+        if cmd["prog"] == "makedumpfile":
+            kept_bytes = sum(b - a for a, b, *_ in kept)
+            out = makedumpfile_summary(total // ps, excluded, kept_bytes // ps, ps, cmd["path"],
+                                       path)
+        return out, err, 0
+
+
+def makedumpfile_summary(total_pages: int, excluded: dict[str, int], kept_pages: int, ps: int,
+                         path: str, written: str | None) -> str:
+    """makedumpfile 1.6's closing report."""
+    ex = {k: v // ps for k, v in excluded.items()}
+    n_ex = sum(ex.values())
+    pct = (100 * kept_pages // total_pages) if total_pages else 0
+    lines = [
+        "Copying data                                      : [100.0 %] |",
+        "",
+        f"Original pages  : 0x{total_pages:016x}",
+        f"  Excluded pages   : 0x{n_ex:016x}",
+        f"    Pages filled with zero  : 0x{ex.get('zero', 0):016x}",
+        f"    Non-private cache pages : 0x{ex.get('cache', 0):016x}",
+        f"    Private cache pages     : 0x{ex.get('cache_private', 0):016x}",
+        f"    User process data pages : 0x{ex.get('user', 0):016x}",
+        f"    Free pages              : 0x{ex.get('free', 0):016x}",
+        f"    Hwpoison pages          : 0x{0:016x}",
+        f"    Offline pages           : 0x{0:016x}",
+        f"  Remaining pages  : 0x{kept_pages:016x}",
+        f"  (The number of pages is reduced to {pct}%.)",
+        f"Memory Hole     : 0x{0:016x}",
+        "--------------------------------------------------",
+        f"Total pages     : 0x{total_pages:016x}",
+        "",
+        f"The dumpfile is saved to {path}.",
+        "",
+        "makedumpfile Completed.",
+    ]
+    return "\n".join(lines) + "\n"

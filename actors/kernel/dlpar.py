@@ -1,0 +1,172 @@
+"""The kernel side of pseries DLPAR memory: lmb_is_removable, offline, remove, add.
+
+The hotplug manager (actors/hotplug.py) drives these one step per event. Offlining
+migrates movable pages in batches, each its own `mm.migrate_batch` event, so a
+registration, a crash or a sysfs write can land between two batches.
+"""
+from __future__ import annotations
+
+from typing import Any, Generator
+
+from actors import errno
+from actors.kernel.mm import OutOfMemory
+from actors.ops import Acquire, Expect, Step
+
+RMA_START = 0
+
+
+class DlparMixin:
+    # -- queries -------------------------------------------------------------------------------
+    def lmb_range(self, lmb: int) -> tuple[int, int]:
+        size = self.machine.lmb_size
+        return lmb * size, (lmb + 1) * size
+
+    def is_fadump_memory_area(self, addr: int, size: int) -> bool:
+        """RFC 4/4 is_fadump_memory_area() (or is_fadump_boot_memory_area() without it)."""
+        fw = self.fw
+        if not fw.dump_registered:
+            return False
+        if self.cfg.has("hotplug-protect"):
+            d_start, d_end = fw.reserved_area()
+            if addr + size > d_start and addr <= d_end:
+                return True
+        return addr + size > RMA_START and addr <= fw.boot_memory_size
+
+    def lmb_is_removable(self, lmb: int) -> tuple[bool, str]:
+        if not self.drmem[lmb]:
+            return False, "not assigned"
+        s, e = self.lmb_range(lmb)
+        if self.is_fadump_memory_area(s, e - s):
+            return False, "fadump area"
+        if not self.mm.section_removable(s, e):
+            return False, "unmovable pages"
+        return True, ""
+
+    # -- handlers ---------------------------------------------------------------------------------
+    def on_hp_lock(self, ev: Any) -> None:
+        hp_op = ev.payload["op"]
+
+        def hold() -> Generator[Any, Any, None]:
+            yield Acquire("device_hotplug")
+            self.send(ev.src, "hp.locked", {"op": hp_op})
+            yield Expect("hp.unlock")
+
+        op = self.start_op("lock_device_hotplug", hold(), hp_op=hp_op)
+        self.hp_lock_ops[hp_op] = op.id
+
+    def on_hp_unlock(self, ev: Any) -> None:
+        kop = self.hp_lock_ops.pop(ev.payload["op"], None)
+        if kop is not None and kop in self.ops:
+            op = self.ops[kop]
+            op.waiting = ""
+            self._advance(op, None)
+
+    def on_hp_printk(self, ev: Any) -> None:
+        self.printk(ev.payload["msg"])
+
+    def on_hp_count_removable(self, ev: Any) -> None:
+        want, n = ev.payload["want"], 0
+        for lmb in range(len(self.drmem)):
+            if self.drmem[lmb] and self.lmb_is_removable(lmb)[0]:
+                n += 1
+                if n == want:
+                    break
+        self.send(ev.src, "hp.removable_count", {"op": ev.payload["op"], "count": n})
+
+    def on_hp_is_removable(self, ev: Any) -> None:
+        p = ev.payload
+        lmb, found, why = p["lmb"], False, "no such LMB"
+        if p["exact"]:
+            if 0 <= lmb < len(self.drmem):
+                found, why = self.lmb_is_removable(lmb)
+        else:
+            why = "none left"
+            for i in range(max(lmb, 0), len(self.drmem)):
+                if self.drmem[i] and self.lmb_is_removable(i)[0]:
+                    lmb, found, why = i, True, ""
+                    break
+            else:
+                lmb = -1
+        self.send(ev.src, "hp.removable", {"op": p["op"], "lmb": lmb, "removable": found,
+                                           "why": why})
+
+    def on_hp_offline(self, ev: Any) -> None:
+        self.start_op("offline_pages", self.offline_lmb(ev.src, ev.payload["op"], ev.payload["lmb"]))
+
+    def offline_lmb(self, src: str, hp_op: str, lmb: int) -> Generator[Any, Any, None]:
+        """device_offline() -> offline_pages(): isolate, migrate in batches, offline."""
+        s, e = self.lmb_range(lmb)
+        mm = self.mm
+        rc = 0
+        if not mm.single_zone(s, e):
+            rc = -errno.EINVAL
+        elif not mm.section_removable(s, e):
+            rc = -errno.EBUSY  # start_isolate_page_range(): unmovable pages
+        else:
+            mm.isolated.append((s, e))
+            try:
+                while True:
+                    try:
+                        _moved, done = mm.migrate_batch(s, e)
+                    except OutOfMemory:
+                        rc = -errno.EBUSY
+                        break
+                    if done:
+                        break
+                    yield Step("mm.migrate_batch")
+                    if not mm.section_removable(s, e):  # something unmovable landed
+                        rc = -errno.EBUSY
+                        break
+            finally:
+                mm.isolated.remove((s, e))
+        if rc:
+            self.printk(f"memory offlining [mem {s:#010x}-{e - 1:#010x}] failed")
+        else:
+            mm.set_offline(s, e)
+            self.send("hotplug", "uevent", {"action": "offline", "lmb": lmb})
+        self.send(src, "hp.offlined", {"op": hp_op, "lmb": lmb, "rc": rc})
+
+    def on_mm_migrate_batch(self, ev: Any) -> None:
+        self.resume(ev)
+
+    def on_hp_remove_memory(self, ev: Any) -> None:
+        lmb = ev.payload["lmb"]
+        s, e = self.lmb_range(lmb)
+        self.mm.remove(s, e)
+        self.drmem[lmb] = 0
+        self.send(ev.src, "hp.done", {"op": ev.payload["op"], "lmb": lmb, "rc": 0})
+
+    def on_hp_add_memory(self, ev: Any) -> None:
+        lmb = ev.payload["lmb"]
+        s, e = self.lmb_range(lmb)
+        if self.mm.pages.covered(s, e):
+            self.mm.set_online(s, e)  # rollback of an offlined, not yet removed LMB
+        else:
+            self.mm.add(s, e)
+        self.drmem[lmb] = 1
+        self.send("hotplug", "uevent", {"action": "online", "lmb": lmb})
+        self.send(ev.src, "hp.done", {"op": ev.payload["op"], "lmb": lmb, "rc": 0})
+
+    def on_hp_lmbs(self, ev: Any) -> None:
+        self.send(ev.src, "hp.lmb_table", {"op": ev.payload["op"], "lmbs": runs(self.drmem)})
+
+    def on_hp_sysfs_write(self, ev: Any) -> None:
+        p = ev.payload
+        src = ev.src
+
+        def write() -> Generator[Any, Any, None]:
+            rc = yield from self.fadump_register_store(p["value"])
+            self.send(src, "hp.sysfs_result", {"op": p["op"], "rc": rc})
+
+        self.start_op("fadump_register_store", write(), by="udev")
+
+
+def runs(flags: bytearray) -> list[list[int]]:
+    """[[first, count, assigned], ...] runs of a per-LMB flag table."""
+    out: list[list[int]] = []
+    for i, f in enumerate(flags):
+        if out and out[-1][2] == f and out[-1][0] + out[-1][1] == i:
+            out[-1][1] += 1
+        else:
+            out.append([i, 1, f])
+    return out

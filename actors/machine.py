@@ -1,0 +1,105 @@
+"""The partition and kernel configuration every actor is built from.
+
+These are plain, immutable values derived from the scenario; each actor gets its own
+copy at construction (they are configuration, not shared state).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.sizes import MB, parse_size
+
+PROFILES = ("rfc-v6", "classic")
+RFC_PATCHES = ("zone-movable", "hole-message", "hotplug-protect")
+
+
+@dataclass(frozen=True)
+class Machine:
+    memory: int = 8 << 30
+    max_memory: int = 16 << 30
+    lmb_size: int = 256 * MB
+    page_size: int = 64 << 10
+    rma_size: int = 512 * MB
+    cpus: int = 8
+    nodes: int = 1
+    #: LMB numbers within `memory` that are not assigned at boot (an extension:
+    #: a partition whose memory has holes, e.g. after earlier DLPAR).
+    unassigned: tuple[int, ...] = ()
+
+    @property
+    def n_lmbs(self) -> int:
+        """drmem table size: every LMB up to max_memory."""
+        return self.max_memory // self.lmb_size
+
+    @property
+    def boot_lmbs(self) -> int:
+        return self.memory // self.lmb_size
+
+    def node_of(self, addr: int) -> int:
+        """Memory is split evenly over nodes; memory above `memory` is the last node's."""
+        per = self.memory // self.nodes
+        return min(addr // per, self.nodes - 1) if per else 0
+
+    def node_range(self, nid: int) -> tuple[int, int]:
+        per = self.memory // self.nodes
+        end = self.max_memory if nid == self.nodes - 1 else (nid + 1) * per
+        return nid * per, end
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Machine":
+        mem = parse_size(d.get("memory", "8G"))
+        kw: dict[str, Any] = {"memory": mem}
+        kw["max_memory"] = parse_size(d["max_memory"]) if "max_memory" in d else 2 * mem
+        for k in ("lmb_size", "page_size", "rma_size"):
+            if k in d:
+                kw[k] = parse_size(d[k])
+        for k in ("cpus", "nodes"):
+            if k in d:
+                kw[k] = int(d[k])
+        if "unassigned" in d:
+            kw["unassigned"] = tuple(sorted(int(x, 0) if isinstance(x, str) else int(x)
+                                            for x in d["unassigned"]))
+        return cls(**kw)
+
+    def validate(self) -> list[tuple[str, str]]:
+        """(key, problem) pairs; empty when the machine is sane."""
+        out = []
+        ps, lmb = self.page_size, self.lmb_size
+        if ps not in (4096, 65536):
+            out.append(("page_size", f"must be 4K or 64K, got {ps}"))
+        if lmb < 16 * MB or lmb & (lmb - 1):
+            out.append(("lmb_size", "must be a power of two of at least 16M"))
+        if self.memory <= 0 or self.memory % lmb:
+            out.append(("memory", f"must be a positive multiple of lmb_size ({lmb // MB}M)"))
+        if self.max_memory < self.memory or self.max_memory % lmb:
+            out.append(("max_memory", "must be >= memory and a multiple of lmb_size"))
+        if self.rma_size <= 0 or self.rma_size % lmb or self.rma_size > self.memory:
+            out.append(("rma_size", "must be a multiple of lmb_size within memory"))
+        if not 1 <= self.cpus <= 2048:
+            out.append(("cpus", "must be 1..2048"))
+        if not 1 <= self.nodes <= 64 or (self.memory // lmb) % self.nodes:
+            out.append(("nodes", "must be 1..64 and divide the LMB count evenly"))
+        for n in self.unassigned:
+            if not 0 <= n < self.boot_lmbs or n * lmb < self.rma_size:
+                out.append(("unassigned", f"LMB {n} is not a boot LMB above the RMA"))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"memory": self.memory, "max_memory": self.max_memory, "lmb_size": self.lmb_size,
+                "page_size": self.page_size, "rma_size": self.rma_size, "cpus": self.cpus,
+                "nodes": self.nodes, "unassigned": list(self.unassigned)}
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    profile: str = "rfc-v6"
+    cmdline: str = "fadump=on"
+    revert: tuple[str, ...] = ()
+    hotplug_lock: bool = False
+    udev_reload: bool = False
+    workload: dict[str, int] = field(default_factory=dict)
+
+    def has(self, patch: str) -> bool:
+        """Is RFC patch `patch` applied in this kernel?"""
+        return self.profile == "rfc-v6" and patch not in self.revert

@@ -1,0 +1,126 @@
+"""The contract's four invariants, checked by an observer after every delivery.
+
+The checker reads actor state and the delivered event; it never sends events and
+never changes state (design note 4), so it cannot perturb the run or the log.
+Each invariant reports its first violation with the seq of the event that broke it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.commands import parse_command
+from events.envelope import Event
+
+INVARIANTS = ("dump-armed", "kernel-data-captured", "reserved-area-intact", "accounting")
+
+
+@dataclass
+class Violation:
+    invariant: str
+    message: str
+    seq: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"invariant": self.invariant, "message": self.message, "seq": self.seq}
+
+
+@dataclass
+class Checker:
+    """Observer: call it with (scheduler, event) after each delivery."""
+    violations: list[Violation] = field(default_factory=list)
+    armed: bool = False
+    armed_seq: int = 0
+    crash_seq: int = 0
+    crash_armed: bool = False
+    registered_at_crash: bool | None = None
+    _seen: set[str] = field(default_factory=set)
+
+    def report(self, inv: str, msg: str, seq: int) -> None:
+        if inv not in self._seen:
+            self._seen.add(inv)
+            self.violations.append(Violation(inv, msg, seq))
+
+    def __call__(self, sched: Any, ev: Event) -> None:
+        actors = sched.actors
+        t = ev.type
+        if t == "cmd.result":
+            self._script_write(actors.get(ev.dst), ev)
+        elif t == "rtas.os_term" and ev.dst == "firmware" and not self.crash_seq:
+            self.crash_seq = ev.seq
+            self.crash_armed = self.armed
+            self.registered_at_crash = bool(actors["kernel"].fw.dump_registered)
+        self._reserved_area(actors, ev)
+        self._accounting(actors, ev)
+
+    # -- dump-armed bookkeeping (judged at the end, see finish) -----------------------------------
+    def _script_write(self, script: Any, ev: Event) -> None:
+        if script is None or not hasattr(script, "results"):
+            return
+        r = script.results[ev.payload["index"]]
+        if ev.payload["exit"] != 0 or script.actor != "kernel":
+            return
+        cmd = parse_command(script.actor, r["command"])
+        if cmd["prog"] == "write" and cmd["file"] == "registered":
+            if cmd["value"].strip() == "1":
+                self.armed, self.armed_seq = True, ev.seq
+            elif cmd["value"].strip() == "0":
+                self.armed = False
+
+    def _reserved_area(self, actors: dict[str, Any], ev: Event) -> None:
+        fwa = actors["firmware"]
+        if fwa.registered is None:
+            return
+        k = actors["capture"] if actors["capture"].booted else actors["kernel"]
+        fw = k.fw
+        lmb = fwa.machine.lmb_size
+        areas = [(0, fw.boot_memory_size), fw.reserved_area()]
+        for s, e in areas:
+            if e <= s:
+                continue
+            for n in range(s // lmb, (e - 1) // lmb + 1):
+                if not fwa.assigned[n]:
+                    self.report("reserved-area-intact",
+                                f"LMB {n} (drc index {0x80000000 + n:#x}) left the partition "
+                                f"while firmware holds a registration covering "
+                                f"[{s:#x}-{e - 1:#x}]", ev.seq)
+                    return
+
+    def _accounting(self, actors: dict[str, Any], ev: Event) -> None:
+        fwa = actors["firmware"]
+        hp = actors["hotplug"]
+        lmb = fwa.machine.lmb_size
+        for name in ("kernel", "capture"):
+            k = actors[name]
+            if not k.booted or k.crashed:
+                continue
+            if name == "kernel" and actors["capture"].booted:
+                continue
+            present = k.drmem.count(1) * lmb
+            counted = sum(k.mm.by_class().values())
+            if counted != present:
+                self.report("accounting", f"{name}: pages account for {counted} bytes but "
+                            f"{present} bytes of LMBs are present", ev.seq)
+                return
+            if fwa.assigned == k.drmem:
+                continue
+            transit = set(hp.in_transit)
+            for i, (fa, ka) in enumerate(zip(fwa.assigned, k.drmem)):
+                if ka and not fa:
+                    self.report("accounting", f"{name} uses LMB {i}, which firmware does not "
+                                "assign to the partition", ev.seq)
+                    return
+                if fa and not ka and i not in transit:
+                    self.report("accounting", f"LMB {i} is assigned by firmware but neither "
+                                f"present in {name} nor in a DLPAR operation", ev.seq)
+                    return
+
+    # -- end of run --------------------------------------------------------------------------------
+    def finish(self, verdict: dict[str, Any], dump_seq: int) -> None:
+        if self.crash_seq and self.crash_armed and verdict["status"] not in ("saved", "available"):
+            self.report("dump-armed", f"a script registered fadump (event #{self.armed_seq}) and "
+                        f"never unregistered it, but the crash at event #{self.crash_seq} gave "
+                        f"dump status {verdict['status']!r}", self.crash_seq)
+        if verdict["status"] in ("saved", "available") and verdict["kernel_pages_lost"]:
+            self.report("kernel-data-captured", f"the {verdict['status']} dump lost "
+                        f"{verdict['kernel_pages_lost']} kernel pages", dump_seq or self.crash_seq)

@@ -1,0 +1,285 @@
+"""Scenarios: load and validate TOML files (or build them in Python).
+
+A scenario is kept as the plain dict the TOML file gives (it is recorded verbatim in
+the log header, so replay needs nothing else); `Scenario` wraps it with validated,
+typed views. Every mistake is a `ScenarioError` naming the file, the key or script,
+and what was expected: the CLI prints it on one line and exits 2.
+"""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from actors.commands import ACTORS, CommandError, parse_command
+from actors.machine import PROFILES, RFC_PATCHES, KernelConfig, Machine
+from actors.sizes import SizeError, parse_size
+
+TOP_KEYS = ("name", "description", "profile", "machine", "kernel", "workload", "hotplug",
+            "script", "expect")
+MACHINE_KEYS = ("memory", "max_memory", "lmb_size", "page_size", "rma_size", "cpus", "nodes",
+                "unassigned")
+KERNEL_KEYS = ("cmdline", "revert", "hotplug_lock")
+WORKLOAD_KEYS = ("kernel", "user", "cache")
+HOTPLUG_KEYS = ("udev_reload",)
+SCRIPT_KEYS = ("name", "actor", "after", "run")
+EXPECT_KEYS = ("dump", "registered", "kernel_pages_lost", "user_pages_lost", "log_contains",
+               "log_lacks", "exit_codes", "memtotal_mb")
+DUMP_STATES = ("saved", "available", "none", "invalid", "incomplete", "no-crash")
+COMPARISON = re.compile(r"^\s*(==|!=|>=|<=|>|<)?\s*(\d+)\s*$")
+RESERVED_NAMES = set(ACTORS) | {"sim", "clock"}
+
+
+class ScenarioError(ValueError):
+    """One line: 'FILE: where: what'."""
+
+
+@dataclass(frozen=True)
+class ScriptSpec:
+    name: str
+    actor: str
+    after: tuple[str, ...]
+    run: tuple[str, ...]
+
+
+@dataclass
+class Scenario:
+    data: dict[str, Any]
+    source: str = "<scenario>"
+    machine: Machine = field(init=False)
+    kernel: KernelConfig = field(init=False)
+    scripts: list[ScriptSpec] = field(init=False)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    @property
+    def expect(self) -> dict[str, Any]:
+        return self.data.get("expect", {})
+
+    @classmethod
+    def build(cls, name: str, **sections: Any) -> "Scenario":
+        """Python API: Scenario.build("x", machine={...}, script=[{...}], expect={...})."""
+        data = {"name": name, **sections}
+        return cls(data, source=f"<scenario {name}>")
+
+
+def _err(src: str, where: str, what: str) -> ScenarioError:
+    return ScenarioError(f"{src}: {where}: {what}")
+
+
+def _check_keys(src: str, table: Any, allowed: tuple[str, ...], where: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise _err(src, where, "must be a table")
+    for k in table:
+        if k not in allowed:
+            raise _err(src, where, f"unknown key {k!r} (allowed: {', '.join(allowed)})")
+    return table
+
+
+def _size(src: str, where: str, v: Any) -> int:
+    try:
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            raise SizeError(f"not a size: {v!r}")
+        return parse_size(v)
+    except SizeError as e:
+        raise _err(src, where, str(e)) from None
+
+
+def validate(sc: Scenario) -> None:
+    src, d = sc.source, sc.data
+    _check_keys(src, d, TOP_KEYS, "top level")
+    if not isinstance(d.get("name"), str) or not d["name"].strip():
+        raise _err(src, "name", "required: a non-empty string")
+    if "description" in d and not isinstance(d["description"], str):
+        raise _err(src, "description", "must be a string")
+    profile = d.get("profile", "rfc-v6")
+    if profile not in PROFILES:
+        raise _err(src, "profile", f"unknown profile {profile!r} (expected rfc-v6 or classic)")
+
+    mt = _check_keys(src, d.get("machine", {}), MACHINE_KEYS, "[machine]")
+    for k in ("memory", "max_memory", "lmb_size", "page_size", "rma_size"):
+        if k in mt:
+            _size(src, f"[machine] {k}", mt[k])
+    for k in ("cpus", "nodes"):
+        if k in mt and (isinstance(mt[k], bool) or not isinstance(mt[k], int)):
+            raise _err(src, f"[machine] {k}", f"must be an integer, got {mt[k]!r}")
+    if "unassigned" in mt:
+        if not isinstance(mt["unassigned"], list) or not all(
+                isinstance(x, int) and not isinstance(x, bool) for x in mt["unassigned"]):
+            raise _err(src, "[machine] unassigned", "must be a list of LMB numbers")
+    machine = Machine.from_dict(mt)
+    for key, problem in machine.validate():
+        raise _err(src, f"[machine] {key}", problem)
+
+    kt = _check_keys(src, d.get("kernel", {}), KERNEL_KEYS, "[kernel]")
+    cmdline = kt.get("cmdline", "fadump=on")
+    if not isinstance(cmdline, str):
+        raise _err(src, "[kernel] cmdline", "must be a string")
+    for word in cmdline.split():
+        if word.startswith("crashkernel="):
+            val = word.split("=", 1)[1].split("@", 1)[0]
+            if ":" not in val:
+                _size(src, "[kernel] cmdline crashkernel", val)
+    revert = kt.get("revert", [])
+    if not isinstance(revert, list) or any(r not in RFC_PATCHES for r in revert):
+        raise _err(src, "[kernel] revert", f"must be a list of {', '.join(RFC_PATCHES)}; got {revert!r}")
+    if revert and profile == "classic":
+        raise _err(src, "[kernel] revert", "the classic profile has no RFC patches to revert")
+    hl = kt.get("hotplug_lock", False)
+    if not isinstance(hl, bool):
+        raise _err(src, "[kernel] hotplug_lock", "must be true or false")
+
+    wt = _check_keys(src, d.get("workload", {}), WORKLOAD_KEYS, "[workload]")
+    workload = {k: _size(src, f"[workload] {k}", v) for k, v in wt.items()}
+    ht = _check_keys(src, d.get("hotplug", {}), HOTPLUG_KEYS, "[hotplug]")
+    udev = ht.get("udev_reload", False)
+    if not isinstance(udev, bool):
+        raise _err(src, "[hotplug] udev_reload", "must be true or false")
+
+    sc.machine = machine
+    sc.kernel = KernelConfig(profile=profile, cmdline=cmdline, revert=tuple(revert),
+                             hotplug_lock=hl, udev_reload=udev, workload=workload)
+    sc.scripts = _scripts(src, d.get("script", []))
+    _expect(src, d.get("expect", {}), {s.name for s in sc.scripts})
+
+
+def _scripts(src: str, raw: Any) -> list[ScriptSpec]:
+    if not isinstance(raw, list):
+        raise _err(src, "[[script]]", "must be an array of tables ([[script]])")
+    out: list[ScriptSpec] = []
+    names: set[str] = set()
+    for i, t in enumerate(raw):
+        where = f"[[script]] #{i + 1}"
+        _check_keys(src, t, SCRIPT_KEYS, where)
+        name = t.get("name")
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", name or ""):
+            raise _err(src, f"{where} name", "required: letters, digits, '-', '_' or '.'")
+        where = f"script {name!r}"
+        if name in names:
+            raise _err(src, where, "duplicate script name")
+        if name in RESERVED_NAMES:
+            raise _err(src, where, f"{name!r} is reserved for an actor")
+        names.add(name)
+        actor = t.get("actor")
+        if actor not in ACTORS:
+            raise _err(src, f"{where} actor", f"unknown actor {actor!r} (expected one of {', '.join(ACTORS)})")
+        after = t.get("after", [])
+        if not isinstance(after, list) or not all(isinstance(a, str) for a in after):
+            raise _err(src, f"{where} after", "must be a list of script names")
+        run = t.get("run")
+        if not isinstance(run, list) or not run or not all(isinstance(c, str) for c in run):
+            raise _err(src, f"{where} run", "required: a non-empty list of command strings")
+        for c in run:
+            try:
+                parse_command(actor, c)
+            except CommandError as e:
+                raise _err(src, f"{where} run", str(e)) from None
+        out.append(ScriptSpec(name, actor, tuple(after), tuple(run)))
+    byname = {s.name: s for s in out}
+    for s in out:
+        for a in s.after:
+            if a not in byname:
+                raise _err(src, f"script {s.name!r} after", f"no script named {a!r}")
+            if a == s.name:
+                raise _err(src, f"script {s.name!r} after", "a script cannot wait for itself")
+    # cycles
+    state: dict[str, int] = {}
+
+    def visit(n: str, path: list[str]) -> None:
+        if state.get(n) == 1:
+            cyc = path[path.index(n):] + [n]
+            raise _err(src, f"script {n!r} after", f"cycle: {' -> '.join(cyc)}")
+        if state.get(n) == 2:
+            return
+        state[n] = 1
+        for a in byname[n].after:
+            visit(a, path + [n])
+        state[n] = 2
+    for s in out:
+        visit(s.name, [])
+    return out
+
+
+def _expect(src: str, e: Any, scripts: set[str]) -> None:
+    _check_keys(src, e, EXPECT_KEYS, "[expect]")
+    if "dump" in e and e["dump"] not in DUMP_STATES:
+        raise _err(src, "[expect] dump", f"must be one of {', '.join(DUMP_STATES)}; got {e['dump']!r}")
+    if "registered" in e and not isinstance(e["registered"], bool):
+        raise _err(src, "[expect] registered", "must be true or false")
+    for k in ("kernel_pages_lost", "user_pages_lost", "memtotal_mb"):
+        if k in e:
+            v = e[k]
+            ok = (isinstance(v, int) and not isinstance(v, bool) and v >= 0) or \
+                (isinstance(v, str) and COMPARISON.match(v) and k != "memtotal_mb")
+            if k == "memtotal_mb" and isinstance(v, str) and COMPARISON.match(v):
+                ok = True
+            if not ok:
+                raise _err(src, f"[expect] {k}", f"must be an integer or a comparison like '>0', got {v!r}")
+    for k in ("log_contains", "log_lacks"):
+        if k in e and (not isinstance(e[k], list) or not all(isinstance(x, str) for x in e[k])):
+            raise _err(src, f"[expect] {k}", "must be a list of strings")
+    if "exit_codes" in e:
+        ec = e["exit_codes"]
+        if not isinstance(ec, dict):
+            raise _err(src, "[expect] exit_codes", "must be a table of script = [codes]")
+        for name, codes in ec.items():
+            if name not in scripts:
+                raise _err(src, "[expect] exit_codes", f"no script named {name!r}")
+            if not isinstance(codes, list) or not all(isinstance(c, int) and not isinstance(c, bool)
+                                                      for c in codes):
+                raise _err(src, f"[expect] exit_codes {name}", "must be a list of integers")
+
+
+def compare(spec: Any, actual: int) -> bool:
+    """An expectation value: an integer (equality) or a comparison string ('>0')."""
+    if isinstance(spec, int):
+        return actual == spec
+    m = COMPARISON.match(spec)
+    op, n = (m.group(1) or "=="), int(m.group(2))
+    return {"==": actual == n, "!=": actual != n, ">": actual > n, "<": actual < n,
+            ">=": actual >= n, "<=": actual <= n}[op]
+
+
+# -- loading ---------------------------------------------------------------------------------
+DEFAULT_SCENARIO = "rfc-v6-story"
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("scenarios").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def load(spec: str | None) -> Scenario:
+    """A path to a .toml file, or the name of a built-in scenario (default when None)."""
+    if spec is None:
+        spec = DEFAULT_SCENARIO
+    p = Path(spec)
+    if p.suffix == ".toml" or p.exists() or "/" in spec:
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ScenarioError(f"{spec}: no such scenario file") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ScenarioError(f"{spec}: cannot read: {e}") from None
+        return loads(text, str(spec))
+    res = resources.files("scenarios") / f"{spec}.toml"
+    if not res.is_file():
+        raise ScenarioError(f"{spec}: no such scenario file or built-in scenario "
+                            f"(built-in: {', '.join(builtin_names())})")
+    return loads(res.read_text(encoding="utf-8"), f"scenarios/{spec}.toml")
+
+
+def loads(text: str, source: str = "<string>") -> Scenario:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{source}: invalid TOML: {e}") from None
+    return Scenario(data, source=source)

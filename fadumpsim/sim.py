@@ -1,0 +1,130 @@
+"""Build the actor system for a scenario, run it, and judge the result.
+
+This is the one place that knows which actors exist: firmware, kernel, hotplug,
+capture, and one actor per script. Everything else goes through events.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from actors.firmware import Firmware
+from actors.hotplug import Hotplug
+from actors.kernel.actor import Kernel
+from actors.script import Script
+from events import types
+from events.envelope import Event
+from fadumpsim import __version__
+from fadumpsim.expect import evaluate
+from fadumpsim.invariants import Checker
+from fadumpsim.scenario import Scenario
+from fadumpsim.verdict import judge
+from replay.runtime import ActorFailure, Scheduler
+from replay.strategies import Channel, Strategy, make_strategy
+
+ACTOR_NAMES = ("firmware", "kernel", "hotplug", "capture")
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    seed: int
+    strategy: str
+    events: int
+    transcript: list[dict[str, Any]]
+    kernel_log: list[str]
+    violations: list[dict[str, Any]]
+    expectations: list[dict[str, Any]]
+    dump: dict[str, Any]
+    memtotal_mb: int
+    registered: bool
+    trace: list[Channel] = field(default_factory=list)
+    failure: str | None = None
+    log: str | None = None
+    sched: Scheduler | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations and all(e["ok"] for e in self.expectations) and not self.failure
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scenario": self.scenario.name, "seed": self.seed, "strategy": self.strategy,
+            "events": self.events, "outcome": "pass" if self.ok else "fail",
+            "expectations": self.expectations, "violations": self.violations,
+            "dump": {k: self.dump[k] for k in ("status", "kernel_pages_lost", "user_pages_lost")},
+            "memtotal_mb": self.memtotal_mb, "registered": self.registered,
+            "transcript": self.transcript, "kernel_log": self.kernel_log, "log": self.log,
+            "failure": self.failure,
+        }
+
+
+def log_header(sc: Scenario, seed: int, strategy: Strategy) -> dict[str, Any]:
+    return {"simulator_version": __version__, "scenario": sc.data, "seed": seed,
+            "strategy": strategy.name, "strategy_params": strategy.params(),
+            "event_schema": types.schema_versions()}
+
+
+def build(sc: Scenario, sched: Scheduler, dump_dir: str | None = None) -> None:
+    """Spawn every actor as a pykka actor in `sched` and power the partition on."""
+    by_actor: dict[str, list[str]] = {a: [] for a in ACTOR_NAMES}
+    dependents: dict[str, list[str]] = {s.name: [] for s in sc.scripts}
+    for s in sc.scripts:
+        by_actor[s.actor].append(s.name)
+        for a in s.after:
+            dependents[a].append(s.name)
+    sched.spawn(Firmware, "firmware", sc.machine, sc.kernel.cmdline, by_actor["firmware"])
+    sched.spawn(Kernel, "kernel", sc.machine, sc.kernel,
+                by_actor["kernel"] + by_actor["hotplug"], None)
+    sched.spawn(Hotplug, "hotplug", sc.machine, sc.kernel.udev_reload)
+    sched.spawn(Kernel, "capture", sc.machine, sc.kernel, by_actor["capture"], dump_dir)
+    for s in sc.scripts:
+        sched.spawn(Script, s.name, s.actor, list(s.run), list(s.after), dependents[s.name])
+    sched.wire()
+    sched.inject("firmware", "sim.power_on", {})
+
+
+def run(sc: Scenario, *, seed: int = 0, strategy: str | Strategy = "fifo",
+        sink: Callable[[list], None] | None = None, dump_dir: str | None = None,
+        observers: Sequence[Callable[[Scheduler, Event], None]] = (),
+        on_deliver: Callable[[Event, Sequence[Channel]], None] | None = None,
+        max_events: int = 200_000, keep_sched: bool = False) -> RunResult:
+    strat = make_strategy(strategy, seed) if isinstance(strategy, str) else strategy
+    checker = Checker()
+    sched = Scheduler(strat, sink=sink, observers=[checker, *observers], max_events=max_events)
+    sched.on_deliver = on_deliver
+    failure = None
+    try:
+        build(sc, sched, dump_dir)
+        sched.run()
+    except ActorFailure as e:
+        failure = str(e)
+    finally:
+        sched.stop()
+    return collect(sc, sched, checker, seed, strat.name, failure, keep_sched)
+
+
+def collect(sc: Scenario, sched: Scheduler, checker: Checker, seed: int, strategy: str,
+            failure: str | None, keep_sched: bool = False) -> RunResult:
+    a = sched.actors
+    kernel, capture = a["kernel"], a["capture"]
+    verdict = judge(kernel, capture)
+    dump_seq = 0
+    checker.finish(verdict, dump_seq)
+    transcript = []
+    for s in sc.scripts:
+        for r in a[s.name].results:
+            transcript.append((r["sent"], s.name, r))
+    transcript.sort(key=lambda x: x[0])
+    tr = [{"script": name, "command": r["command"], "stdout": r["stdout"], "stderr": r["stderr"],
+           "exit": r["exit"]} for _seq, name, r in transcript]
+    klog = [line for _s, _t, line in sorted(kernel.log + capture.log, key=lambda x: x[0])]
+    registered = checker.registered_at_crash if checker.registered_at_crash is not None \
+        else bool(kernel.fw.dump_registered if not capture.booted else capture.fw.dump_registered)
+    memtotal_mb = kernel.memtotal_after_boot >> 20
+    res = RunResult(sc, seed, strategy, sched.seq, tr, klog,
+                    [v.to_dict() for v in checker.violations], [], verdict, memtotal_mb,
+                    registered, trace=list(sched.trace), failure=failure,
+                    sched=sched if keep_sched else None)
+    res.expectations = evaluate(sc, res)
+    return res

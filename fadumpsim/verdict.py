@@ -1,0 +1,60 @@
+"""The dump verdict of a run: status and pages lost, judged against the truth.
+
+The truth is the production kernel's page map at the moment of the crash; the dump is
+what the capture kernel saved (or, when nothing was saved, what /proc/vmcore offers).
+A page is lost when the dump should hold it at its dump level but does not hold it
+with the right content identity. Counting is extent by extent, never page by page.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from actors.kernel.crash import LEVEL_BIT, page_class_for_dump
+from actors.pagemap import PageMap
+
+
+def dump_status(kernel: Any, capture: Any) -> str:
+    if not kernel.crashed:
+        return "no-crash"
+    if not capture.booted and capture.boot_count == 0:
+        return "none"
+    return capture.dump_status
+
+
+def pages_lost(truth: PageMap, kept: list[list[Any]], level: int, ps: int) -> dict[str, int]:
+    """Wanted truth pages (kernel, user) whose dump content is missing or wrong."""
+    dump = PageMap(ps)
+    for a, b, k, t, base in kept:
+        dump.assign(a, b, k, t, base)
+    lost = {"kernel": 0, "user": 0}
+    for s, e, k, t, b in truth.all():
+        if k not in lost:
+            continue
+        if level & LEVEL_BIT.get(page_class_for_dump(k, t), 0):
+            continue
+        good = 0
+        for ds, de, dk, dt, db in dump.pieces(s, e):
+            if dt == t and db == b + (ds - s) // ps:
+                good += de - ds
+        lost[k] += (e - s - good) // ps
+    return lost
+
+
+def judge(kernel: Any, capture: Any) -> dict[str, Any]:
+    status = dump_status(kernel, capture)
+    out = {"status": status, "kernel_pages_lost": 0, "user_pages_lost": 0}
+    if status not in ("saved", "available"):
+        return out
+    ps = kernel.machine.page_size
+    if status == "saved":
+        d = capture.saved_dumps[-1]
+        kept, level = d["kept"], d["level"]
+        out["level"] = level
+        out["path"] = d["path"]
+    else:
+        kept, _ex, _un = capture.vmcore_pages(0, capture.last_vmcore)
+        level = 0
+    lost = pages_lost(kernel.crash_truth, kept, level, ps)
+    out["kernel_pages_lost"] = lost["kernel"]
+    out["user_pages_lost"] = lost["user"]
+    return out

@@ -1,0 +1,263 @@
+"""The deterministic scheduled runtime: real pykka actors, one delivery at a time.
+
+Every actor is a pykka `Actor` whose inbox is owned by the `Scheduler`: a `tell`
+lands in the (sender, receiver) FIFO channel instead of a thread's queue, and no
+actor loop thread exists. The scheduler asks its strategy which non-empty channel
+delivers next, assigns the delivery its global `seq` and virtual time, runs the
+receiver's handler to completion, appends the record to the log, then lets the
+observers look (read-only). A `Future.get()` called while the run is in progress
+drives the scheduler until the future is set, so a blocking ask does not deadlock.
+"""
+from __future__ import annotations
+
+import traceback
+from collections import deque
+from typing import Any, Callable, Iterable, Sequence
+
+import pykka
+from pykka._envelope import Envelope  # noqa: PLC2701 - pykka's documented extension point
+
+from events.envelope import Event
+from replay.actor import SimActor
+from replay.strategies import Channel, FifoStrategy, Strategy
+
+Observer = Callable[["Scheduler", Event], None]
+
+
+class Divergence(Exception):
+    """Replay produced something other than the record."""
+
+    def __init__(self, seq: int, actor: str, recorded: list | None, produced: list | None,
+                 why: str) -> None:
+        super().__init__(why)
+        self.seq, self.actor, self.recorded, self.produced, self.why = (
+            seq, actor, recorded, produced, why)
+
+
+class ActorFailure(Exception):
+    """A handler raised: the run ends, naming the actor and the event."""
+
+    def __init__(self, event: Event, exc: BaseException) -> None:
+        self.event = event
+        self.exc = exc
+        self.trace = "".join(traceback.format_exception(exc))
+        super().__init__(f"actor {event.dst!r} failed handling #{event.seq} {event.type} "
+                         f"from {event.src}: {type(exc).__name__}: {exc}")
+
+
+class Deadlock(Exception):
+    pass
+
+
+class _Inbox:
+    """pykka inbox of a scheduled actor: messages go to the scheduler, not a queue."""
+
+    __slots__ = ("sched", "actor")
+
+    def __init__(self) -> None:
+        self.sched: Scheduler | None = None
+        self.actor: Any = None
+
+    def put(self, envelope: Envelope) -> None:
+        msg = envelope.message
+        if isinstance(msg, Event):
+            self.sched._enqueue(msg)  # type: ignore[union-attr]
+        else:  # pykka control traffic (proxy calls, stop): handled at once, never logged
+            fut = envelope.reply_to
+            if isinstance(fut, ScheduledFuture):
+                fut.sched = self.sched
+            try:
+                res = self.actor._handle_receive(msg)
+                if fut is not None:
+                    fut.set(res)
+            except Exception:
+                if fut is None:
+                    raise
+                fut.set_exception()
+
+    def get(self) -> Envelope:  # never used: there is no actor loop
+        raise RuntimeError("scheduled actors have no receive loop")
+
+    def empty(self) -> bool:
+        return True
+
+
+class ScheduledFuture(pykka.Future):
+    """A future whose `get()` drives the scheduler instead of blocking a thread."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sched: Scheduler | None = None
+        self._done = False
+        self._value: Any = None
+        self._exc: Any = None
+
+    def get(self, *, timeout: float | None = None) -> Any:
+        if not self._done and self.sched is not None:
+            self.sched.run_until(lambda: self._done)
+        if not self._done:
+            raise Deadlock("future can never be set: nothing left to deliver")
+        if self._exc is not None:
+            raise self._exc[1].with_traceback(self._exc[2])
+        return self._value
+
+    def set(self, value: Any = None) -> None:
+        self._value, self._done = value, True
+
+    def set_exception(self, exc_info: Any = None) -> None:
+        import sys
+        self._exc, self._done = (exc_info or sys.exc_info()), True
+
+
+class ScheduledActorBase(pykka.Actor):
+    """pykka glue for scheduled actors (mixed with a SimActor subclass)."""
+
+    @staticmethod
+    def _create_actor_inbox() -> _Inbox:
+        return _Inbox()
+
+    @staticmethod
+    def _create_future() -> ScheduledFuture:
+        return ScheduledFuture()
+
+    def _start_actor_loop(self) -> None:
+        self.on_start()  # no thread: the scheduler calls deliver() directly
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Event):
+            return self.deliver(message)  # type: ignore[attr-defined]
+        return super().on_receive(message)
+
+
+def scheduled_class(cls: type[SimActor]) -> type:
+    """The pykka actor class for a domain class in scheduled mode."""
+    return type(f"Scheduled{cls.__name__}", (cls, ScheduledActorBase), {})
+
+
+class Scheduler:
+    """Owns every inbox; delivers one event at a time in the order a strategy picks."""
+
+    def __init__(self, strategy: Strategy | None = None, *, sink: Callable[[list], None] | None = None,
+                 observers: Sequence[Observer] = (), max_events: int = 1_000_000) -> None:
+        self.strategy = strategy or FifoStrategy()
+        self.sink = sink
+        self.observers = list(observers)
+        self.max_events = max_events
+        self.channels: dict[Channel, deque[Event]] = {}
+        self.actors: dict[str, SimActor] = {}
+        self.refs: dict[str, pykka.ActorRef] = {}
+        self.seq = 0
+        self.now = 0
+        self._send_order = 0
+        self.busy: set[str] = set()
+        self.current: Event | None = None
+        self.failure: ActorFailure | None = None
+        self.trace: list[Channel] = []
+        self._injected: dict[str, int] = {}
+        self.on_deliver: Callable[[Event, Sequence[Channel]], None] | None = None
+
+    # -- actors ------------------------------------------------------------------
+    def spawn(self, cls: type[SimActor], name: str, *args: Any, **kwargs: Any) -> SimActor:
+        """Start the domain class `cls` as a scheduled pykka actor named `name`."""
+        # What pykka.Actor.start() does, keeping a strong reference: there is no
+        # actor thread to keep the object alive, the scheduler does.
+        actor = scheduled_class(cls)(name, *args, **kwargs)
+        ref = actor.actor_ref
+        pykka.ActorRegistry.register(ref)
+        actor._start_actor_loop()
+        actor.actor_inbox.sched = self
+        actor.actor_inbox.actor = actor
+        self.actors[name] = actor
+        self.refs[name] = ref
+        return actor
+
+    def wire(self) -> None:
+        """Let every actor reach every other by name (after all are spawned)."""
+        for a in self.actors.values():
+            a.bind(self.refs)
+
+    def stop(self) -> None:
+        for ref in self.refs.values():
+            pykka.ActorRegistry.unregister(ref)
+            ref.actor_stopped.set()
+
+    def inject(self, dst: str, type: str, payload: dict[str, Any], src: str = "sim") -> None:
+        """An event from outside the actor system (cause 0)."""
+        self._injected[dst] = n = self._injected.get(dst, 0) + 1
+        self._enqueue(Event(src=src, dst=dst, type=type, payload=payload, chan_seq=n))
+
+    # -- queues ------------------------------------------------------------------
+    def _enqueue(self, ev: Event) -> None:
+        self._send_order += 1
+        ev.send_order = self._send_order
+        key = (ev.src, ev.dst)
+        q = self.channels.get(key)
+        if q is None:
+            q = self.channels[key] = deque()
+        q.append(ev)
+
+    def pending(self) -> int:
+        return sum(len(q) for q in self.channels.values())
+
+    def enabled(self) -> list[Channel]:
+        """Channels that may deliver now, in first-send order (deterministic)."""
+        busy = self.busy
+        return [k for k, q in self.channels.items() if q and k[1] not in busy]
+
+    # -- delivery ----------------------------------------------------------------
+    def step(self) -> Event | None:
+        """Deliver one event; None when nothing is deliverable."""
+        cands = self.enabled()
+        if not cands:
+            return None
+        heads = [self.channels[k][0] for k in cands]
+        self.seq += 1
+        i = self.strategy.choose(cands, heads, self.seq)
+        if i < 0:
+            self.seq -= 1
+            return None
+        key = cands[i]
+        ev = self.channels[key].popleft()
+        if self.on_deliver is not None:
+            self.on_deliver(ev, cands)
+        self.trace.append(key)
+        actor = self.actors[ev.dst]
+        now = self.now + actor.tick_ns
+        if ev.due > now:
+            now = ev.due
+        self.now = now
+        ev.seq, ev.time = self.seq, now
+        self.current = ev
+        self.busy.add(ev.dst)
+        try:
+            actor.deliver(ev)
+        except Exception as exc:  # noqa: BLE001 - reported, run ends
+            self.failure = ActorFailure(ev, exc)
+        finally:
+            self.busy.discard(ev.dst)
+            self.current = None
+        if self.sink is not None:
+            self.sink(ev.record())
+        for ob in self.observers:
+            ob(self, ev)
+        if self.failure is not None:
+            raise self.failure
+        return ev
+
+    def run(self, until: Callable[[], bool] | None = None) -> int:
+        """Deliver until quiescent (or `until()` holds); returns events delivered."""
+        n0 = self.seq
+        step = self.step
+        while self.seq < self.max_events:
+            if until is not None and until():
+                break
+            if step() is None:
+                break
+        return self.seq - n0
+
+    def run_until(self, pred: Callable[[], bool]) -> None:
+        self.run(until=pred)
+        if not pred():
+            raise Deadlock("nothing left to deliver and the awaited reply never came")
+
+
