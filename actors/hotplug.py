@@ -144,11 +144,12 @@ class Hotplug(OpActor):
             return -errno.EINVAL
         added: list[int] = []
         for lmb in free:
+            self.in_transit.append(lmb)  # from here until the kernel has it
             r = yield Call("firmware", "dlpar.acquire_drc", {"drc_index": DRC_BASE + lmb},
                            "dlpar.drc_result")
             if r["rc"]:
+                self.in_transit.remove(lmb)
                 continue
-            self.in_transit.append(lmb)
             yield Call("kernel", "hp.add_memory", {"lmb": lmb}, "hp.done")
             self.in_transit.remove(lmb)
             added.append(lmb)

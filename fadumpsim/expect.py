@@ -28,6 +28,9 @@ def evaluate(sc: Scenario, res: Any) -> list[dict[str, Any]]:
     for s in e.get("log_lacks", []):
         hit = any(s in line for line in res.kernel_log)
         add("log_lacks", s, "present" if hit else "absent", not hit)
+    if "violations" in e:
+        seen = sorted({v["invariant"] for v in res.violations})
+        add("violations", sorted(e["violations"]), seen, seen == sorted(e["violations"]))
     for name, codes in e.get("exit_codes", {}).items():
         actual = [t["exit"] for t in res.transcript if t["script"] == name and t["exit"] is not None]
         add(f"exit_codes.{name}", codes, actual, actual == codes)

@@ -27,7 +27,7 @@ WORKLOAD_KEYS = ("kernel", "user", "cache")
 HOTPLUG_KEYS = ("udev_reload",)
 SCRIPT_KEYS = ("name", "actor", "after", "run")
 EXPECT_KEYS = ("dump", "registered", "kernel_pages_lost", "user_pages_lost", "log_contains",
-               "log_lacks", "exit_codes", "memtotal_mb")
+               "log_lacks", "exit_codes", "memtotal_mb", "violations")
 DUMP_STATES = ("saved", "available", "none", "invalid", "incomplete", "no-crash")
 COMPARISON = re.compile(r"^\s*(==|!=|>=|<=|>|<)?\s*(\d+)\s*$")
 RESERVED_NAMES = set(ACTORS) | {"sim", "clock"}
@@ -226,6 +226,11 @@ def _expect(src: str, e: Any, scripts: set[str]) -> None:
     for k in ("log_contains", "log_lacks"):
         if k in e and (not isinstance(e[k], list) or not all(isinstance(x, str) for x in e[k])):
             raise _err(src, f"[expect] {k}", "must be a list of strings")
+    if "violations" in e:
+        from fadumpsim.invariants import INVARIANTS
+        v = e["violations"]
+        if not isinstance(v, list) or any(x not in INVARIANTS for x in v):
+            raise _err(src, "[expect] violations", f"must be a list of {', '.join(INVARIANTS)}; got {v!r}")
     if "exit_codes" in e:
         ec = e["exit_codes"]
         if not isinstance(ec, dict):

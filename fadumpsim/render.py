@@ -1,0 +1,146 @@
+"""Human-facing text: the run transcript, the verdict block, event timelines.
+
+Plain text when piped; rich colours and tables only on a terminal (and never with
+--json). Kept apart from the CLI so the pytest plugin can print the same verdict.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable
+
+
+def summarize_payload(typ: str, p: dict[str, Any], width: int = 90) -> str:
+    """The key fields of an event, short enough for one line."""
+    if typ == "cmd.run":
+        return repr(p["command"])
+    if typ == "cmd.result":
+        out = (p["stdout"] or p["stderr"]).strip().splitlines()
+        first = out[0] if out else ""
+        return f"exit={p['exit']} {first[:50]!r}" if first else f"exit={p['exit']}"
+    if typ == "rtas.configure_kernel_dump":
+        return f"op={p['op']} cmd={ {1: 'REGISTER', 2: 'UNREGISTER', 3: 'INVALIDATE'}.get(p['cmd'], p['cmd'])}"
+    if typ == "fw.boot":
+        kd = "ibm,kernel-dump" if p["dt"].get("kernel_dump") else "no dump"
+        return f"boot={p['boot']} {kd}"
+    if typ == "rtas.os_term":
+        return f"cpu={p['crash']['cpu']} extents={len(p['ram']['extents'])}"
+    parts = []
+    for k, v in p.items():
+        if isinstance(v, (dict, list)):
+            v = f"<{len(v)}>"
+        elif k == "drc_index" and isinstance(v, int):
+            v = hex(v)
+        parts.append(f"{k}={v}")
+    s = " ".join(parts)
+    return s if len(s) <= width else s[: width - 3] + "..."
+
+
+def timeline_text(records: Iterable[list[Any]]) -> Iterable[str]:
+    for seq, t, src, dst, typ, cause, _cs, payload in records:
+        yield (f"{seq:>6} {t / 1e9:>12.6f}s {src:>14} -> {dst:<14} {typ:<28} "
+               f"{summarize_payload(typ, payload)}")
+
+
+def timeline_jsonl(records: Iterable[list[Any]]) -> Iterable[str]:
+    for seq, t, src, dst, typ, cause, cs, payload in records:
+        yield json.dumps({"seq": seq, "time": t, "src": src, "dst": dst, "type": typ,
+                          "cause": cause, "chan_seq": cs, "payload": payload},
+                         default=lambda b: b.hex() if isinstance(b, bytes) else str(b))
+
+
+def timeline_mermaid(records: list[list[Any]], scripts: list[str]) -> Iterable[str]:
+    """A mermaid sequenceDiagram (renders on GitHub/GitLab markdown viewers)."""
+    yield "sequenceDiagram"
+    order = [*scripts, "firmware", "kernel", "hotplug", "capture"]
+    seen = {r[2] for r in records} | {r[3] for r in records}
+    for name in order + sorted(seen - set(order)):
+        if name in seen:
+            yield f"    participant {mermaid_id(name)} as {name}"
+    for seq, _t, src, dst, typ, _c, _cs, payload in records:
+        label = f"#{seq} {typ} {summarize_payload(typ, payload, 40)}".replace(";", ",")
+        arrow = "-)" if src == dst else "->>"
+        yield f"    {mermaid_id(src)}{arrow}{mermaid_id(dst)}: {mermaid_escape(label)}"
+
+
+def mermaid_id(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def mermaid_escape(s: str) -> str:
+    return s.replace("\n", " ").replace(":", "#58;").replace("'", "").replace('"', "")
+
+
+def transcript_lines(res: Any) -> list[str]:
+    out = []
+    for t in res.transcript:
+        out.append(f"[{t['script']}]$ {t['command']}")
+        for stream in ("stdout", "stderr"):
+            if t[stream]:
+                out.extend(t[stream].rstrip("\n").split("\n"))
+        if t["exit"] is None:
+            out.append("(no exit status: the kernel running this shell crashed)")
+        elif t["exit"]:
+            out.append(f"(exit {t['exit']})")
+    return out
+
+
+def verdict_lines(res: Any) -> list[str]:
+    d = res.dump
+    out = [f"== verdict: {'PASS' if res.ok else 'FAIL'} ({res.scenario.name}, seed {res.seed}, "
+           f"{res.strategy}, {res.events} events)"]
+    out.append(f"dump: {d['status']}; kernel pages lost {d['kernel_pages_lost']}, "
+               f"user pages lost {d['user_pages_lost']}; fadump_registered at crash/end: "
+               f"{int(res.registered)}; MemTotal after boot {res.memtotal_mb} MB")
+    for e in res.expectations:
+        mark = "ok  " if e["ok"] else "FAIL"
+        out.append(f"  [{mark}] expect {e['key']}: expected {e['expected']!r}, actual {e['actual']!r}")
+    if not res.violations:
+        out.append("  invariants: dump-armed, kernel-data-captured, reserved-area-intact, accounting: ok")
+    allowed = set(res.scenario.expect.get("violations", []))
+    for v in res.violations:
+        mark = "expected" if v["invariant"] in allowed else "FAIL"
+        out.append(f"  [{mark}] invariant {v['invariant']} (event #{v['seq']}): {v['message']}")
+    if res.failure:
+        out.append(f"  [FAIL] simulator: {res.failure}")
+    if res.log:
+        out.append(f"log: {res.log}")
+    return out
+
+
+def print_run(res: Any, *, quiet: bool = False, color: bool = False) -> None:
+    if color:
+        from rich.console import Console
+        from rich.table import Table
+        con = Console(highlight=False)
+        if not quiet:
+            for line in transcript_lines(res):
+                style = "bold cyan" if line.startswith("[") and "]$ " in line else None
+                con.print(line, style=style, markup=False)
+            con.print("-- kernel log --", style="dim")
+            for line in res.kernel_log:
+                con.print(line, style="dim", markup=False)
+        tab = Table(title=f"verdict: {'PASS' if res.ok else 'FAIL'}", title_style="bold green" if res.ok else "bold red")
+        tab.add_column("check")
+        tab.add_column("expected")
+        tab.add_column("actual")
+        tab.add_column("")
+        d = res.dump
+        tab.add_row("dump", "", f"{d['status']} (kernel lost {d['kernel_pages_lost']}, user lost {d['user_pages_lost']})", "")
+        for e in res.expectations:
+            tab.add_row(f"expect {e['key']}", repr(e["expected"]), repr(e["actual"]),
+                        "[green]ok[/]" if e["ok"] else "[red]FAIL[/]")
+        allowed = set(res.scenario.expect.get("violations", []))
+        for v in res.violations:
+            tab.add_row(f"invariant {v['invariant']}", f"event #{v['seq']}", v["message"],
+                        "[yellow]expected[/]" if v["invariant"] in allowed else "[red]FAIL[/]")
+        if not res.violations:
+            tab.add_row("invariants", "", "all four hold", "[green]ok[/]")
+        con.print(tab)
+        if res.log:
+            con.print(f"log: {res.log}", style="dim", markup=False)
+        return
+    if not quiet:
+        print("\n".join(transcript_lines(res)))
+        print("-- kernel log --")
+        print("\n".join(res.kernel_log))
+    print("\n".join(verdict_lines(res)))

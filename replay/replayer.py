@@ -1,0 +1,129 @@
+"""Record a run to a log, re-execute a log exactly, and rebuild state at any event.
+
+Replay needs only the log: the header carries the scenario, seed and strategy. It
+forces the recorded channel order and compares every produced event with the
+record; the first mismatch is a `Divergence` (CLI exit 3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from events import types
+from events.logfile import LogFormatError, LogReader, LogWriter
+from fadumpsim import sim
+from fadumpsim.scenario import Scenario, ScenarioError
+from replay.runtime import Divergence, Scheduler
+from replay.strategies import ForcedStrategy, Strategy, make_strategy
+
+
+def record(sc: Scenario, path: str, *, seed: int = 0, strategy: str | Strategy = "fifo",
+           dump_dir: str | None = None, **kw: Any) -> sim.RunResult:
+    """Run `sc` writing every delivery to the event log at `path`."""
+    strat = make_strategy(strategy, seed) if isinstance(strategy, str) else strategy
+    w = LogWriter(path, sim.log_header(sc, seed, strat))
+    try:
+        res = sim.run(sc, seed=seed, strategy=strat, sink=w.append, dump_dir=dump_dir, **kw)
+    except BaseException as e:
+        w.abort({"error": repr(e)})
+        raise
+    trailer = {"events": res.events, "outcome": "pass" if res.ok else "fail"}
+    if res.failure:
+        trailer["error"] = res.failure
+        w.abort(trailer)
+    else:
+        w.close(trailer)
+    res.log = str(path)
+    return res
+
+
+@dataclass
+class LoadedLog:
+    header: dict[str, Any]
+    records: list[list[Any]]
+    trailer: dict[str, Any] | None
+    error: LogFormatError | None
+    scenario: Scenario
+
+
+def load(path: str, *, allow_damage: bool = False) -> LoadedLog:
+    """Read a log and its scenario; refuse damage unless `allow_damage`."""
+    r = LogReader(path)
+    recs = r.records()
+    if r.error is not None and not allow_damage:
+        raise r.error
+    h = r.header
+    check_schema(path, h)
+    try:
+        sc = Scenario(h["scenario"], source=f"{path} (header scenario)")
+    except (ScenarioError, KeyError, TypeError) as e:
+        raise LogFormatError(str(path), -1, f"header holds no valid scenario: {e}") from None
+    return LoadedLog(h, recs, r.trailer, r.error, sc)
+
+
+def check_schema(path: str, header: dict[str, Any]) -> None:
+    """An old log replays only if every event type it may hold has today's version."""
+    rec = header.get("event_schema")
+    if not isinstance(rec, dict):
+        raise LogFormatError(str(path), -1, "header has no event_schema")
+    now = types.schema_versions()
+    for name, v in rec.items():
+        if name in now and now[name] != v:
+            raise LogFormatError(str(path), -1, f"event type {name!r} has schema version {v} in "
+                                 f"the log but version {now[name]} in this fadumpsim")
+
+
+class _Verifier:
+    """Sink that compares each produced record with the recorded one."""
+
+    def __init__(self, recorded: list[list[Any]], stop_at: int | None = None) -> None:
+        self.recorded = recorded
+        self.i = 0
+        self.stop_at = stop_at
+
+    def __call__(self, rec: list[Any]) -> None:
+        i = self.i
+        if i >= len(self.recorded):
+            raise Divergence(rec[0], rec[3], None, rec, "the run goes on past the end of the log")
+        want = self.recorded[i]
+        if rec != want:
+            raise Divergence(rec[0], want[3], want, rec, "produced event differs from the record")
+        self.i += 1
+
+
+def replay(path: str, *, upto: int | None = None, keep_sched: bool = False,
+           observers: list[Callable[[Scheduler, Any], None]] | None = None) -> tuple[sim.RunResult, LoadedLog]:
+    """Re-execute the log at `path`; raises Divergence at the first mismatch."""
+    lg = load(path)
+    order = [(r[2], r[3]) for r in lg.records]
+    if upto is not None:
+        order = order[:upto]
+    strat = ForcedStrategy(order)
+    verifier = _Verifier(lg.records)
+    max_events = upto if upto is not None else len(order)
+    res = sim.run(lg.scenario, seed=lg.header.get("seed", 0), strategy=strat, sink=verifier,
+                  max_events=max_events, keep_sched=True, observers=observers or ())
+    if strat.diverged and verifier.i < len(order):
+        rec = lg.records[verifier.i]
+        raise Divergence(rec[0], rec[3], rec, None, f"the recorded event was never produced ({strat.diverged})")
+    if upto is None:
+        if verifier.i < len(lg.records):
+            rec = lg.records[verifier.i]
+            raise Divergence(rec[0], rec[3], rec, None, "the recorded event was never produced")
+        recorded_limit = lg.header.get("max_events", sim.DEFAULT_MAX_EVENTS)
+        if res.sched.enabled() and len(lg.records) < recorded_limit:
+            nxt = res.sched.channels[res.sched.enabled()[0]][0]
+            raise Divergence(len(lg.records) + 1, nxt.dst, None,
+                             [len(lg.records) + 1, 0, nxt.src, nxt.dst, nxt.type, nxt.cause,
+                              nxt.chan_seq, nxt.payload],
+                             "the run goes on past the end of the log")
+    if not keep_sched:
+        res.sched = None
+    res.log = str(path)
+    return res, lg
+
+
+def state_at(path: str, n: int) -> dict[str, dict[str, Any]]:
+    """Every actor's snapshot right after event `n` (0 = before the first delivery)."""
+    res, _lg = replay(path, upto=n, keep_sched=True)
+    return {name: a.snapshot() for name, a in res.sched.actors.items()}
