@@ -49,10 +49,11 @@ import pykka
 
 from events.envelope import Event
 from replay.actor import SimActor
-from replay.runtime import ActorFailure
+from replay.runtime import ActorFailure, Divergence, Scheduler
+from replay.strategies import ForcedStrategy
 
 __all__ = ["LiveActorBase", "LiveStrategy", "LiveSystem", "LiveResult", "LiveTimeout",
-           "Recorder", "live_class", "live_run"]
+           "Recorder", "live_class", "live_run", "replay_records"]
 
 Sink = Callable[[list], None]
 
@@ -365,3 +366,45 @@ def live_run(sc: Any, path: str, *, dump_dir: str | None = None, timeout: float 
         w.close(trailer)
     return LiveResult(str(path), w.count, str(failure) if failure else None,
                       failure.trace if failure else None, system.snapshots())
+
+
+def replay_records(records: list[list[Any]], build: Callable[[Scheduler], None], *,
+                   sink: Sink | None = None) -> tuple[Scheduler, ActorFailure | None]:
+    """Re-run recorded deliveries in the scheduled runtime and verify every record.
+
+    For actor systems that are not scenarios (a scenario log replays with
+    replay.replayer.replay). `build(sched)` spawns, wires and injects exactly as the
+    recorded run did. Returns the scheduler (its actors hold the final state) and
+    the ActorFailure the replay ended with, if the recorded run ended with one.
+    Raises Divergence at the first record the replay does not reproduce.
+    """
+    order = [(r[2], r[3]) for r in records]
+    strat = ForcedStrategy(order)
+    n = len(records)
+    i = 0
+
+    def verify(rec: list) -> None:
+        nonlocal i
+        if i >= n:
+            raise Divergence(rec[0], rec[3], None, rec, "the run goes on past the end of the log")
+        want = records[i]
+        if rec != want:
+            raise Divergence(rec[0], want[3], want, rec, "produced event differs from the record")
+        i += 1
+        if sink is not None:
+            sink(rec)
+
+    sched = Scheduler(strat, sink=verify, max_events=n)
+    failure = None
+    try:
+        build(sched)
+        sched.run()
+    except ActorFailure as e:
+        failure = e
+    finally:
+        sched.stop()
+    if i < n:
+        rec = records[i]
+        why = strat.diverged or "the run stopped"
+        raise Divergence(rec[0], rec[3], rec, None, f"the recorded event was never produced ({why})")
+    return sched, failure

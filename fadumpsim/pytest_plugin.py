@@ -1,0 +1,45 @@
+"""pytest plugin (entry point `fadumpsim`): `pytest scenarios/` runs every scenario file.
+
+Each `*.toml` file that is a scenario becomes one test item; it fails with the
+verdict block (expected vs. actual, violated invariants) as its message.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def pytest_collect_file(parent: Any, file_path: Path) -> Any:
+    if file_path.suffix == ".toml" and file_path.name != "pyproject.toml" and \
+            file_path.parent.name == "scenarios":
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Any:
+        yield ScenarioItem.from_parent(self, name=self.path.stem)
+
+
+class ScenarioFailed(Exception):
+    pass
+
+
+class ScenarioItem(pytest.Item):
+    def runtest(self) -> None:
+        from fadumpsim import scenario, sim
+        from fadumpsim.render import verdict_lines
+        sc = scenario.load(str(self.path))
+        res = sim.run(sc)
+        if not res.ok:
+            raise ScenarioFailed("\n".join(verdict_lines(res)))
+
+    def repr_failure(self, excinfo: Any, style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Any, int, str]:
+        return self.path, 0, f"scenario {self.name}"
