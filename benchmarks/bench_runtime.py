@@ -128,6 +128,11 @@ def run_scheduled(path: str, rounds: int) -> tuple[int, float, float]:
     return sched.seq, t1 - t0, c1 - c0
 
 
+def _pykka_version() -> str:
+    from importlib.metadata import version
+    return version("pykka")
+
+
 def best(fn: Any, reps: int) -> Any:
     out = None
     for _ in range(reps):
@@ -183,7 +188,7 @@ def main(events: int = 200_000, profile: bool = False, reps: int = 3) -> dict[st
                 pstats.Stats(pr).sort_stats("tottime").print_stats(14)
 
     print(f"machine:                  {os.cpu_count()} cores, Python {sys.version.split()[0]}, "
-          f"pykka {pykka.__version__}")
+          f"pykka {_pykka_version()}")
     print(f"events:                   {res['events']:,}")
     print(f"pykka ask round trips:    {res['ask_rate']:>12,.0f} /s")
     print(f"scheduled + log to file:  {res['sched_rate']:>12,.0f} events/s "
