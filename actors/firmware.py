@@ -13,6 +13,7 @@ from typing import Any
 
 from actors.kernel.fwdump import (CPU_STATE_DATA, DST_ERROR, ERROR_FLAG, HPTE_REGION, INVALIDATE,
                                   REGISTER, SRC_ERROR, UNREGISTER)
+from actors.lmbs import assigned_ranges, flag_runs
 from actors.machine import Machine
 from actors.pagemap import PageMap
 from actors.commands import parse_command
@@ -49,13 +50,7 @@ class Firmware(SimActor):
 
     # -- boot -------------------------------------------------------------------------------
     def lmb_runs(self) -> list[list[int]]:
-        out: list[list[int]] = []
-        for i, a in enumerate(self.assigned):
-            if out and out[-1][2] == a and out[-1][0] + out[-1][1] == i:
-                out[-1][1] += 1
-            else:
-                out.append([i, 1, a])
-        return out
+        return flag_runs(self.assigned)
 
     def device_tree(self) -> dict[str, Any]:
         m = self.machine
@@ -159,12 +154,9 @@ class Firmware(SimActor):
             self.dump_active = fdm
         # reset keeping RAM; what is not in the partition is gone
         kept = PageMap(self.machine.page_size)
-        lmb = self.machine.lmb_size
-        for s, e, k, t, b in ram.all():
-            for first in range(s // lmb, (e - 1) // lmb + 1):
-                if self.assigned[first]:
-                    a, z = max(s, first * lmb), min(e, (first + 1) * lmb)
-                    kept.assign(a, z, k, t, b + ((a - s) // ram.ps if t else 0))
+        for lo, hi in assigned_ranges(self.assigned, self.machine.lmb_size):
+            for a, z, k, t, b in ram.pieces(lo, hi):
+                kept.assign(a, z, k, t, b)
         self.boots += 1
         self.send("capture", "fw.boot", {
             "dt": self.device_tree(),
@@ -211,7 +203,7 @@ class Firmware(SimActor):
                                          "stderr": "", "exit": 0})
 
     def snapshot(self) -> dict[str, Any]:
-        return {"assigned_lmbs": sum(self.assigned), "lmb_runs": self.lmb_runs(),
+        return {"assigned_lmbs": self.assigned.count(1), "lmb_runs": self.lmb_runs(),
                 "registered": self.registered, "dump_active": self.dump_active,
                 "inject_rtas": self.inject_rtas, "copy_error": self.copy_error,
                 "boots": self.boots, "crashes": self.crashes, "calls": self.calls[-20:]}

@@ -10,6 +10,7 @@ from typing import Any, Generator
 
 from actors import errno
 from actors.kernel.mm import OutOfMemory
+from actors.lmbs import flag_runs
 from actors.ops import Acquire, Expect, Step
 
 RMA_START = 0
@@ -148,7 +149,7 @@ class DlparMixin:
         self.send(ev.src, "hp.done", {"op": ev.payload["op"], "lmb": lmb, "rc": 0})
 
     def on_hp_lmbs(self, ev: Any) -> None:
-        self.send(ev.src, "hp.lmb_table", {"op": ev.payload["op"], "lmbs": runs(self.drmem)})
+        self.send(ev.src, "hp.lmb_table", {"op": ev.payload["op"], "lmbs": flag_runs(self.drmem)})
 
     def on_hp_sysfs_write(self, ev: Any) -> None:
         p = ev.payload
@@ -160,13 +161,3 @@ class DlparMixin:
 
         self.start_op("fadump_register_store", write(), by="udev")
 
-
-def runs(flags: bytearray) -> list[list[int]]:
-    """[[first, count, assigned], ...] runs of a per-LMB flag table."""
-    out: list[list[int]] = []
-    for i, f in enumerate(flags):
-        if out and out[-1][2] == f and out[-1][0] + out[-1][1] == i:
-            out[-1][1] += 1
-        else:
-            out.append([i, 1, f])
-    return out

@@ -616,10 +616,15 @@ class ElfDump(ParsedDump):
         return _merge((s.paddr, s.paddr + s.memsz) for s in self._by_paddr if s.memsz)
 
     def present_runs(self) -> Iterator[tuple[int, int]]:
+        """Whole pages only: a page is present when its bytes all lie within a p_filesz."""
         ps = self.page_size
-        return _merge(
-            (s.paddr, s.paddr + (s.filesz // ps) * ps) for s in self._by_paddr if s.filesz >= ps
-        )
+        runs = []
+        for s in self._by_paddr:
+            a = s.paddr + (-s.paddr % ps)
+            b = (s.paddr + s.filesz) // ps * ps
+            if b > a:
+                runs.append((a, b))
+        return _merge(runs)
 
     def _locate(self, paddr: int) -> int | None:
         """File offset of the page at paddr, or None if no PT_LOAD holds its data."""

@@ -195,8 +195,7 @@ def _inspect(d: ParsedDump, truth: VmcoreImage | None, dump_level: int | None) -
                     continue
                 want = (ext.tag, ext.base + (addr - ext.start) // ps)
                 ok = got == want or (not ext.tag and got[0] == "")
-                assert level is not None
-                action, _ = classify_extent(ext, level)
+                action, _ = classify_extent(ext, level or 0)
                 if ok:
                     cmp.matching += 1
                     cmp.by_class[ext.klass]["matching"] += 1
@@ -208,10 +207,9 @@ def _inspect(d: ParsedDump, truth: VmcoreImage | None, dump_level: int | None) -
                     cmp.wrong_excluded += 1
 
     if cmp is not None:
-        assert level is not None
         for a, b, e in absent:
             n = (b - a) // ps
-            action, _ = classify_extent(e, level)
+            action, _ = classify_extent(e, cmp.dump_level)
             if action == KEEP:
                 cmp.missing += n
                 cmp.by_class[e.klass]["missing"] += n
@@ -234,14 +232,17 @@ def _inspect(d: ParsedDump, truth: VmcoreImage | None, dump_level: int | None) -
 
 
 def _head(d: ParsedDump, addr: int) -> tuple[bytes, bool]:
+    """First bytes of a present page, and whether it is kdump's shared zero page."""
     if isinstance(d, KdumpDump):
         pd = d.page_desc(addr)
-        assert pd is not None
-        shared = bool(d.dump_level and d.dump_level & 1 and pd.offset == d.data_off and pd.flags == 0)
-        return d._decode(pd, 128), shared
-    head = d.read_page_head(addr, 128)
-    assert head is not None
-    return head, False
+        if pd is not None:
+            shared = bool(d.dump_level and d.dump_level & 1 and pd.offset == d.data_off and pd.flags == 0)
+            return d._decode(pd, 128), shared
+    else:
+        head = d.read_page_head(addr, 128)
+        if head is not None:
+            return head, False
+    raise DumpFormatError(d.path, 0, f"page {addr:#x} is listed as present but cannot be located")
 
 
 def _ident(x: tuple[str, int | None]) -> str:
