@@ -90,3 +90,13 @@ def test_unknown_mode_and_env(monkeypatch):
     assert tracing.configure_from_env(stream=buf) == "json"
     tracing.get_logger("x", who="me").warning("hi")
     assert json.loads(buf.getvalue()) == {"who": "me", "event": "hi", "level": "warning"}
+
+
+def test_off_does_not_even_load_structlog():
+    import subprocess
+    import sys
+    code = ("import sys; from replay import tracing; tracing.configure('off'); "
+            "assert tracing.observers('x') == []; print('structlog' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "False"

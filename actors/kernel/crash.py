@@ -22,7 +22,10 @@ def crash_regs(cpu: int) -> list[int]:
     gpr = [0xC000000000000000 + cpu * 0x1000 + i * 8 for i in range(32)]
     gpr[1] = 0xC00000000FFF0000 - cpu * 0x4000  # stack pointer
     nip, msr = 0xC0000000007A1B2C, 0x8000000000009033
-    return gpr + [nip, msr, 0, 0, nip - 0x40, 0x20000000, 0x28000422, 1, 0x300, 0, 0x42000000, 0]
+    # gpr0-31, nip, msr, orig_gpr3, ctr, link, xer, ccr, softe, trap, dar, dsisr, result,
+    # and the 4 u64 of padding that make pr_reg 48 words
+    return gpr + [nip, msr, 0, 0, nip - 0x40, 0x20000000, 0x28000422, 1, 0x300, 0, 0x42000000, 0,
+                  0, 0, 0, 0]
 
 
 def page_class_for_dump(klass: str, tag: str) -> str:
@@ -47,6 +50,7 @@ class CrashMixin:
             hdr["crashing_cpu"] = cpu
             hdr["regs"] = crash_regs(cpu)
             hdr["online"] = list(range(self.machine.cpus))
+            hdr["time"] = self.now
         self.crashed = True
         self.crash_truth = self.mm.pages.copy()
         self.send("firmware", "rtas.os_term", {
@@ -93,7 +97,8 @@ class CrashMixin:
                 ext = [[a, b, k, t, base] for a, b, k, t, base in self.oldmem.pieces(s, e)]
             loads.append({"start": s, "end": e, "extents": ext})
         return {"loads": loads, "cpu": hdr["crashing_cpu"], "regs": hdr["regs"],
-                "online": hdr["online"], "generation": hdr["generation"]}
+                "online": hdr["online"], "generation": hdr["generation"],
+                "time": hdr.get("time", 0)}
 
     def vmcore_pages(self, level: int, vmcore: dict[str, Any] | None = None
                      ) -> tuple[list[list[Any]], dict[str, int], int]:

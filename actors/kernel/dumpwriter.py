@@ -1,0 +1,61 @@
+"""Turn the capture kernel's /proc/vmcore into real files (makedumpfile, cp).
+
+Only used with `run --dump-dir DIR`; the verdict never depends on it. Files are
+written to a temporary sibling and renamed into place, so nothing half-written is
+ever left at the target path.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from actors.kernel.crash import crash_regs, page_class_for_dump
+
+OSRELEASE = "4.18.0-fadumpsim"
+SYMBOLS = {"swapper_pg_dir": 0xC000000001A10000, "init_task": 0xC000000001A40000,
+           "_stext": 0xC000000000000000, "mem_section": 0xC000000001B80000}
+
+
+def lzo_available() -> bool:
+    from fadumpsim.dumpfile import compression_available
+    return compression_available("lzo")
+
+
+def vmcore_image(kernel: Any, vmcore: dict[str, Any]) -> Any:
+    """The dump-file library's VmcoreImage for one /proc/vmcore."""
+    from fadumpsim.dumpfile import ContentExtent, CpuState, LoadRange, VmcoreImage
+    ranges = []
+    for ld in vmcore["loads"]:
+        ext = []
+        for a, b, k, t, base in ld["extents"]:
+            cls = page_class_for_dump(k, t)
+            ext.append(ContentExtent(a, b, cls, "" if cls == "zero" else t,
+                                     base if cls != "zero" else 0))
+        ranges.append(LoadRange(ld["start"], ld["end"] - ld["start"], tuple(ext)))
+    online = vmcore["online"] or [max(vmcore["cpu"], 0)]
+    cpus = tuple(CpuState(c, tuple(vmcore["regs"] if c == vmcore["cpu"] and vmcore["regs"]
+                                   else crash_regs(c))) for c in online)
+    return VmcoreImage(osrelease=OSRELEASE, page_size=kernel.machine.page_size,
+                       crash_time=vmcore.get("time", 0) // 1_000_000_000, symbols=dict(SYMBOLS),
+                       cpus=cpus, crashing_cpu=max(vmcore["cpu"], 0), ranges=tuple(ranges))
+
+
+def write_saved_dump(kernel: Any, saved: dict[str, Any]) -> str:
+    """Write what makedumpfile/cp saved under the run's --dump-dir; returns the host path."""
+    from fadumpsim.dumpfile import write_elf_vmcore, write_kdump_compressed
+    target = Path(kernel.dump_dir) / saved["path"].lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".partial")
+    image = vmcore_image(kernel, kernel.vmcore)
+    try:
+        if saved["tool"] == "cp" or saved["format"] == "elf":
+            write_elf_vmcore(image, tmp, dump_level=saved["level"])
+        else:
+            write_kdump_compressed(image, tmp, dump_level=saved["level"],
+                                   compression=saved["compress"])
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return str(target)
