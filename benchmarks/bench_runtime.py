@@ -9,7 +9,9 @@ Side by side, in one process, on one core (the scheduled runtime is single-threa
 3. log decode: `LogReader(path).records()` (events/s);
 4. replay with verification: `ForcedStrategy` over the recorded order, every
    produced record compared with the logged one (events/s, ratio to 2);
-5. bytes per event in the log.
+5. bytes per event in the log;
+6. for information, live mode (replay/live.py): the same actors on racing pykka
+   threads, the recorder numbering deliveries and writing the same log.
 
 Targets: 2 >= 50,000 events/s and >= 1.5x the ask rate; 3 >= 300,000 events/s;
 4 >= half of 2.
@@ -33,7 +35,7 @@ import pykka  # noqa: E402
 from events import types  # noqa: E402
 from events.logfile import LogReader, LogWriter  # noqa: E402
 from replay.actor import SimActor  # noqa: E402
-from replay.live import replay_records  # noqa: E402
+from replay.live import LiveSystem, replay_records  # noqa: E402
 from replay.runtime import Scheduler  # noqa: E402
 from replay.strategies import FifoStrategy  # noqa: E402
 
@@ -133,6 +135,19 @@ def _pykka_version() -> str:
     return version("pykka")
 
 
+def run_live(path: str, rounds: int) -> tuple[int, float]:
+    w = LogWriter(path, {**HEADER, "strategy": "live"})
+    system = LiveSystem(w.append, max_events=10_000_000)
+    t0 = time.perf_counter()
+    try:
+        build(system, rounds)
+        n = system.run_until_quiescent(timeout=600)
+    finally:
+        system.stop()
+    w.close({"events": n})
+    return n, time.perf_counter() - t0
+
+
 def best(fn: Any, reps: int) -> Any:
     out = None
     for _ in range(reps):
@@ -175,6 +190,13 @@ def main(events: int = 200_000, profile: bool = False, reps: int = 3) -> dict[st
         _n, dt = best(rep, reps)
         res["replay_rate"] = n / dt
         res["replay_ratio"] = res["replay_rate"] / res["sched_rate"]
+        res["replay_file_rate"] = n / (n / res["decode_rate"] + n / res["replay_rate"])
+
+        live_path = os.path.join(d, "live.log")
+        ln, dt = best(lambda: run_live(live_path, rounds), reps)
+        res["live_rate"] = ln / dt
+        lrecs = LogReader(live_path).records()
+        replay_records(lrecs, lambda s: build(s, rounds))  # the live log replays exactly
 
         if profile:
             for title, fn in (("scheduled run + LogWriter", lambda: run_scheduled(path, rounds)),
@@ -197,7 +219,10 @@ def main(events: int = 200_000, profile: bool = False, reps: int = 3) -> dict[st
     print(f"log decode (LogReader):   {res['decode_rate']:>12,.0f} events/s   target >= 300,000")
     print(f"replay + verification:    {res['replay_rate']:>12,.0f} events/s "
           f"({res['replay_ratio']:.2f} of the original)   target >= 0.5")
+    print(f"  incl. reading the log:  {res['replay_file_rate']:>12,.0f} events/s "
+          f"({res['replay_file_rate'] / res['sched_rate']:.2f} of the original)")
     print(f"log size:                 {res['bytes_per_event']:>12.1f} bytes/event")
+    print(f"live mode (threads race): {res['live_rate']:>12,.0f} events/s (log verified by replay)")
     return res
 
 

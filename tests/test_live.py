@@ -11,7 +11,7 @@ from events import types
 from events.logfile import LogWriter, read_log
 from fadumpsim.scenario import loads
 from replay.actor import SimActor
-from replay.live import LiveSystem, LiveStrategy, live_run, replay_records
+from replay.live import LiveSystem, LiveStrategy, LiveTimeout, live_run, replay_records
 from replay.runtime import ActorFailure, Scheduler
 
 TOY_TYPES = {"toy.start": "n", "toy.ping": "n", "toy.pong": "n", "toy.peer": "n",
@@ -221,6 +221,40 @@ def test_live_handler_exception_reports_and_keeps_replayable_prefix(tmp_path):
     sched, rfail = replay_records(records, lambda s: build_toy(s, bomb=True))
     assert rfail is not None and rfail.event.seq == failure.event.seq
     assert str(rfail) == msg
+
+
+def test_live_max_events_cuts_the_run_cleanly(tmp_path):
+    path = str(tmp_path / "cut.log")
+    w = LogWriter(path, HEADER)
+    system = LiveSystem(w.append, max_events=50)
+    try:
+        build_toy(system)
+        assert system.run_until_quiescent(timeout=20) == 50
+    finally:
+        system.stop()
+    assert system.recorder.limit_hit
+    w.close({"events": w.count})
+    _h, records, _t, err = read_log(path)
+    assert err is None and len(records) == 50
+    sched, failure = replay_records(records, build_toy)
+    assert failure is None and sched.seq == 50
+
+
+class Slow(Worker):
+    def on_toy_tick(self, ev: Any) -> None:
+        threading.Event().wait(0.5)
+
+
+def test_live_timeout_names_what_is_outstanding():
+    system = LiveSystem()
+    try:
+        system.spawn(Slow, "w0", "w0")
+        system.wire()
+        system.inject("w0", "toy.tick", {"n": 1})
+        with pytest.raises(LiveTimeout, match="1 messages outstanding"):
+            system.run_until_quiescent(timeout=0.05)
+    finally:
+        system.stop()
 
 
 def test_live_scenario_replays_without_divergence(tmp_path):

@@ -532,8 +532,8 @@ class KdumpDump(ParsedDump):
         elif size != ps:
             raise DumpFormatError(self.path, at + 8, f"uncompressed page of size {size} (expected {ps}) for pfn {pfn:#x}")
         if off < self.desc_off or off + size > self.file_size:
-            raise DumpFormatError(self.path, min(off + size, self.file_size) if off >= self.desc_off else at,
-                                  f"page data [{off}, {off + size}) of pfn {pfn:#x} outside the file")
+            raise DumpFormatError(self.path, at, f"descriptor of pfn {pfn:#x} points at data [{off}, "
+                                  f"{off + size}) outside the page data area (file size {self.file_size})")
         return PageDesc(off, size, flags, page_flags)
 
     def _decode(self, pd: PageDesc, limit: int) -> bytes:

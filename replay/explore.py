@@ -1,0 +1,503 @@
+"""Search the orderings of a scenario for invariant or expectation failures.
+
+`explore(sc, strategy=...)` runs many schedules of one scenario and groups the
+failing ones by what failed:
+
+* ``random``: schedule i uses RandomStrategy(seed * 1_000_003 + i).
+* ``pct``: schedule i uses PctStrategy(seed * 1_000_003 + i, depth d, steps k),
+  k estimated from a FIFO run's event count unless given; the PCT guarantee
+  1/(n * k^(d-1)) per run (n = channels of the FIFO run) and 1-(1-p)^N over N runs
+  is reported.
+* ``exhaustive``: stateless model checking with source-DPOR and sleep sets
+  (replay/dpor.py), optionally preemption-bounded.
+
+Every schedule is judged exactly as `fadumpsim run` judges a run (RunResult.ok).
+For each distinct failure one replayable log is written to `out`.
+Schedules run in `workers` processes ('spawn' start method) or on a Dask cluster;
+batches are fixed by schedule index (random/pct) or by the deterministic job
+split of the DPOR tree (exhaustive) and merged in order, so the result does not
+depend on the number of workers. See docs/explore.md.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+from fadumpsim import sim
+from fadumpsim.scenario import Scenario
+from replay.coverage import OrderCoverage, PairRecorder, describe_gap
+from replay.dpor import Execution, Job, JobResult, SharedNode, run_job
+from replay.strategies import ForcedStrategy, PctStrategy, RandomStrategy
+
+STRATEGIES = ("random", "pct", "exhaustive")
+SEED_MUL = 1_000_003
+#: schedules per task for random/pct (fixed: the partition must not depend on workers)
+BATCH = 8
+#: executions a DPOR job performs before it exports its pending branches as new jobs
+LOCAL_BUDGET = 24
+
+Progress = Callable[[int, int, int], None]
+
+
+def schedule_seed(seed: int, i: int) -> int:
+    """The strategy seed of schedule `i` of an exploration seeded with `seed`."""
+    return seed * SEED_MUL + i
+
+
+# -- judging one run ----------------------------------------------------------------------------
+def failure_of(res: sim.RunResult) -> tuple | None:
+    """None for a passing run, else (key, signature, invariants, expectation keys, dump, message).
+
+    `key` is the first violated invariant (in the order they broke), else
+    ``expect:<key>`` of the first failed expectation, or ``actor-failure`` when a
+    handler raised. The signature adds the state the run failed in: every violated
+    invariant, the dump status and every failed expectation key.
+    """
+    if res.ok:
+        return None
+    invs = tuple(v["invariant"] for v in res.violations)
+    exp = tuple(e["key"] for e in res.expectations if not e["ok"])
+    if res.failure:
+        key = "actor-failure"
+    elif invs:
+        key = invs[0]
+    else:
+        key = "expect:" + exp[0]
+    status = res.dump.get("status", "?")
+    sig = f"{'+'.join(invs) or '-'}|dump={status}|expect={'+'.join(exp) or '-'}"
+    if res.failure:
+        sig += "|actor-failure"
+    if res.failure:
+        msg = res.failure
+    elif res.violations:
+        msg = res.violations[0]["message"]
+    else:
+        msg = "; ".join(f"{e['key']}: expected {e['expected']!r}, got {e['actual']!r}"
+                        for e in res.expectations if not e["ok"])
+    return (key, sig, invs, exp, status, msg)
+
+
+def failure_keys(res: sim.RunResult) -> set[str]:
+    """Every way a run fails: invariant names, ``expect:<key>``, ``actor-failure``."""
+    out = {v["invariant"] for v in res.violations}
+    out |= {"expect:" + e["key"] for e in res.expectations if not e["ok"]}
+    if res.failure:
+        out.add("actor-failure")
+    return out
+
+
+# -- results ------------------------------------------------------------------------------------
+@dataclass
+class FailureGroup:
+    invariant: str            # the key: invariant, expect:<key> or actor-failure
+    signature: str
+    count: int
+    first_schedule: int       # 1-based schedule number
+    log: str | None
+    invariants: list[str]
+    expectations: list[str]
+    dump: str
+    message: str
+    reproduced: bool | None = None   # the saved log fails the same way when re-run
+
+    def to_json(self) -> dict[str, Any]:
+        return {"invariant": self.invariant, "count": self.count, "log": self.log,
+                "signature": self.signature, "first_schedule": self.first_schedule,
+                "invariants": self.invariants, "expectations": self.expectations,
+                "dump": self.dump, "message": self.message, "reproduced": self.reproduced}
+
+
+@dataclass
+class ExploreResult:
+    scenario: str
+    strategy: str
+    seed: int
+    workers: int
+    limit: int
+    schedules: int = 0          # executions judged (for exhaustive: distinct classes)
+    blocked: int = 0            # exhaustive: sleep-set/bound-blocked executions, not judged
+    complete: bool = False
+    interrupted: bool = False
+    failures: list[FailureGroup] = field(default_factory=list)
+    failing_schedules: int = 0
+    first_failure_at: int | None = None
+    elapsed: float = 0.0
+    coverage: OrderCoverage = field(default_factory=OrderCoverage)
+    pct: dict[str, Any] | None = None
+    preemption_bound: int | None = None
+    pruned: int = 0             # exhaustive: branches left out by the preemption bound
+    out: str | None = None
+    max_events: int = 0
+    backend: str = "serial"
+
+    @property
+    def distinct(self) -> int:
+        return len(self.failures)
+
+    @property
+    def rate(self) -> float:
+        n = self.schedules + self.blocked
+        return n / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def complete_text(self) -> str:
+        if self.strategy != "exhaustive":
+            return "not applicable (sampling strategy)"
+        if self.interrupted:
+            return "no (interrupted)"
+        if not self.complete:
+            return f"no (stopped at the limit of {self.limit} schedules)"
+        if self.preemption_bound is not None:
+            return (f"yes, within the preemption bound {self.preemption_bound} "
+                    f"({self.pruned} branch(es) beyond the bound left out)")
+        return "yes: every ordering class (up to commuting independent deliveries) was run"
+
+    def to_json(self) -> dict[str, Any]:
+        cov = self.coverage.summary()
+        return {
+            "scenario": self.scenario, "strategy": self.strategy, "seed": self.seed,
+            "workers": self.workers, "backend": self.backend,
+            "schedules": self.schedules, "blocked": self.blocked, "limit": self.limit,
+            "complete": self.complete, "interrupted": self.interrupted,
+            "failures": [f.to_json() for f in self.failures],
+            "distinct": self.distinct, "failing_schedules": self.failing_schedules,
+            "first_failure_at": self.first_failure_at,
+            "elapsed": round(self.elapsed, 3), "rate": round(self.rate, 1),
+            "preemption_bound": self.preemption_bound, "pruned": self.pruned,
+            "coverage": cov, "coverage_gaps": cov["gaps"],
+            "pct_guarantee": self.pct, "out": self.out, "max_events": self.max_events,
+        }
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"explored {self.schedules} schedule(s) of {self.scenario!r} with "
+                 f"{self.strategy} (seed {self.seed}, {self.workers} worker(s), {self.backend}) "
+                 f"in {self.elapsed:.2f}s: {self.rate:.0f} schedules/s"]
+        if self.blocked:
+            lines.append(f"  {self.blocked} redundant execution(s) abandoned by sleep sets "
+                         "or the preemption bound")
+        if self.interrupted:
+            lines.append("  interrupted: partial result, every log found so far is kept")
+        if self.failures:
+            lines.append(f"distinct failures: {self.distinct} ({self.failing_schedules} failing "
+                         f"schedule(s); first after {self.first_failure_at} schedule(s))")
+            for f in self.failures:
+                lines.append(f"  {f.invariant}: {f.count}x, first at schedule {f.first_schedule}, "
+                             f"dump {f.dump}: {f.message}")
+                lines.append(f"      log: {f.log or '(not saved)'}"
+                             + ("" if f.reproduced in (None, True) else "  (WARNING: the log "
+                                "did not reproduce the failure)"))
+        else:
+            lines.append("no failure found")
+        lines.append(f"complete: {self.complete_text()}")
+        if self.pct:
+            lines.append(f"pct: {self.pct['text']}")
+        gaps = self.coverage.gaps()
+        lines.append(f"ordering coverage: {len(self.coverage.both())} type pair(s) seen in both "
+                     f"orders, {len(gaps)} in one order only")
+        for g in gaps[:12]:
+            lines.append(f"  {describe_gap(g)}")
+        if len(gaps) > 12:
+            lines.append(f"  ... {len(gaps) - 12} more (--json lists all)")
+        return lines
+
+
+# -- tasks (run in workers; top-level so that they pickle) ------------------------------------
+def _scenario(data: dict[str, Any], source: str) -> Scenario:
+    return Scenario(data, source=source)
+
+
+def sample_task(data: dict[str, Any], source: str, strategy: str, seed: int,
+                indices: Sequence[int], depth: int, steps: int) -> list[Execution]:
+    """Run the random/pct schedules `indices`."""
+    sc = _scenario(data, source)
+    out = []
+    for i in indices:
+        s = schedule_seed(seed, i)
+        strat = RandomStrategy(s) if strategy == "random" else PctStrategy(s, depth, steps)
+        pairs = PairRecorder()
+        res = sim.run(sc, seed=s, strategy=strat,
+                      on_deliver=lambda ev, _c, p=pairs: p(ev.dst, ev.type))
+        f = failure_of(res)
+        out.append(Execution(None, f is None, f, res.events,
+                             list(res.trace) if f is not None else None,
+                             frozenset(pairs.pairs)))
+    return out
+
+
+def dpor_task(data: dict[str, Any], source: str, job: Job, bound: int | None,
+              local_budget: int) -> JobResult:
+    """Explore one DPOR job (see replay/dpor.py)."""
+    sc = _scenario(data, source)
+    return run_job(sc, job, bound=bound, local_budget=local_budget, judge=failure_of)
+
+
+def _call(packed: tuple) -> Any:
+    fn, args = packed
+    return fn(*args)
+
+
+def _worker_init() -> None:
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+
+
+# -- executors ---------------------------------------------------------------------------------
+class _Serial:
+    name = "serial"
+
+    def imap(self, fn: Callable, args: Iterable[tuple]) -> Iterator[Any]:
+        for a in args:
+            yield fn(*a)
+
+    def close(self, terminate: bool = False) -> None:
+        pass
+
+
+class _Pool:
+    name = "processes"
+
+    def __init__(self, n: int) -> None:
+        import multiprocessing as mp
+        # 'spawn': a fresh interpreter per worker, nothing inherited but sys.path
+        self.pool = mp.get_context("spawn").Pool(n, initializer=_worker_init)
+
+    def imap(self, fn: Callable, args: Iterable[tuple]) -> Iterator[Any]:
+        return self.pool.imap(_call, ((fn, a) for a in args), chunksize=1)
+
+    def close(self, terminate: bool = False) -> None:
+        if terminate:
+            self.pool.terminate()
+        else:
+            self.pool.close()
+        self.pool.join()
+
+
+class _Dask:
+    name = "dask"
+
+    def __init__(self, address: str, workers: int, processes: bool) -> None:
+        from dask.distributed import Client, LocalCluster  # lazily: dask is heavy
+        self.cluster = None
+        if address == "local":
+            self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
+                                        processes=processes, dashboard_address=None)
+            self.client = Client(self.cluster)
+        else:
+            self.client = Client(address)
+        self.window = 4 * max(1, workers)
+
+    def imap(self, fn: Callable, args: Iterable[tuple]) -> Iterator[Any]:
+        it = iter(args)
+        q: deque = deque()
+        for a in itertools.islice(it, self.window):
+            q.append(self.client.submit(fn, *a, pure=False))
+        while q:
+            f = q.popleft()
+            r = f.result()
+            a = next(it, None)
+            if a is not None:
+                q.append(self.client.submit(fn, *a, pure=False))
+            yield r
+
+    def close(self, terminate: bool = False) -> None:
+        try:
+            self.client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+
+
+# -- merging results ----------------------------------------------------------------------------
+class _Merger:
+    """Folds executions (in schedule order) into an ExploreResult; saves one log per failure."""
+
+    def __init__(self, sc: Scenario, result: ExploreResult, out: str | None,
+                 progress: Progress | None, total: int) -> None:
+        self.sc = sc
+        self.r = result
+        self.out = out
+        self.progress = progress
+        self.total = total
+        self.groups: dict[tuple[str, str], FailureGroup] = {}
+
+    def add(self, ex: Execution, seed: int = 0) -> None:
+        r = self.r
+        if ex.blocked:
+            r.blocked += 1
+        else:
+            r.schedules += 1
+            n = r.schedules
+            r.max_events = max(r.max_events, ex.events)
+            if ex.pairs:
+                r.coverage.add(ex.pairs)
+            if ex.failure is not None:
+                r.failing_schedules += 1
+                if r.first_failure_at is None:
+                    r.first_failure_at = n
+                key, sig, invs, exp, status, msg = ex.failure
+                g = self.groups.get((key, sig))
+                if g is None:
+                    g = FailureGroup(key, sig, 0, n, None, list(invs), list(exp), status, msg)
+                    self.groups[(key, sig)] = g
+                    r.failures.append(g)
+                    if self.out is not None and ex.trace is not None:
+                        g.log, g.reproduced = save_failure(self.sc, ex.trace, self.out, key, sig,
+                                                           seed)
+                g.count += 1
+        if self.progress is not None:
+            self.progress(r.schedules + r.blocked, self.total, len(r.failures))
+
+
+def _slug(key: str) -> str:
+    s = "".join(c if c.isalnum() or c in "-_." else "-" for c in key.replace("expect:", "expect-"))
+    return s.strip("-.") or "failure"
+
+
+def free_path(directory: str | os.PathLike[str], stem: str, suffix: str = ".fadlog") -> str:
+    """`directory/stem-N.suffix` with the smallest N >= 1 naming no existing file."""
+    d = Path(directory)
+    for n in itertools.count(1):
+        p = d / f"{stem}-{n}{suffix}"
+        if not p.exists() and not Path(str(p) + ".partial").exists():
+            return str(p)
+    raise AssertionError("unreachable")
+
+
+def save_failure(sc: Scenario, trace: Sequence[tuple[str, str]], out: str, key: str,
+                 signature: str, seed: int = 0) -> tuple[str, bool]:
+    """Re-run `trace` into a replayable log in `out`; (path, it failed the same way)."""
+    from replay.replayer import record
+    os.makedirs(out, exist_ok=True)
+    path = free_path(out, _slug(key))
+    res = record(sc, path, seed=seed, strategy=ForcedStrategy([tuple(c) for c in trace]))
+    f = failure_of(res)
+    return path, (f is not None and f[1] == signature)
+
+
+# -- the entry point --------------------------------------------------------------------------------
+def explore(sc: Scenario | str, strategy: str = "random", schedules: int = 100, seed: int = 0,
+            workers: int = 1, out: str | None = None, preemption_bound: int | None = None,
+            pct_depth: int = 3, pct_steps: int | None = None, progress: Progress | None = None,
+            scheduler_address: str | None = None, *, dask_processes: bool = True,
+            local_budget: int = LOCAL_BUDGET) -> ExploreResult:
+    """Explore schedules of `sc` (a Scenario, a .toml path or a built-in name)."""
+    if isinstance(sc, str):
+        from fadumpsim.scenario import load
+        sc = load(sc)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r} (expected {', '.join(STRATEGIES)})")
+    if schedules < 1:
+        raise ValueError("schedules must be at least 1")
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    if preemption_bound is not None and preemption_bound < 0:
+        raise ValueError("the preemption bound must be >= 0")
+    if pct_depth < 1:
+        raise ValueError("pct depth must be >= 1")
+    result = ExploreResult(sc.name, strategy, seed, workers, schedules,
+                           preemption_bound=preemption_bound if strategy == "exhaustive" else None,
+                           out=out)
+    if scheduler_address is not None:
+        ex: Any = _Dask(scheduler_address, workers, dask_processes)
+    elif workers > 1:
+        ex = _Pool(workers)
+    else:
+        ex = _Serial()
+    result.backend = ex.name
+    merger = _Merger(sc, result, out, progress, schedules)
+    t0 = time.perf_counter()
+    interrupted = False
+    try:
+        if strategy == "exhaustive":
+            _exhaustive(sc, ex, merger, schedules, preemption_bound, local_budget)
+        else:
+            steps = pct_steps
+            if strategy == "pct":
+                fifo = sim.run(sc)
+                channels = len(set(fifo.trace))
+                if steps is None:
+                    steps = max(1, fifo.events)
+                p = PctStrategy.guarantee(channels, steps, pct_depth)
+                cum = 1.0 - (1.0 - p) ** schedules
+                result.pct = {"depth": pct_depth, "steps": steps, "channels": channels,
+                              "per_run": p, "cumulative": cum, "runs": schedules,
+                              "text": f"a bug of depth <= {pct_depth} would be found with "
+                                      f"probability >= {p:.3g} per run ({channels} channels, "
+                                      f"k = {steps} steps), >= {cum:.3g} over {schedules} runs"}
+            _sample(sc, ex, merger, strategy, schedules, seed, pct_depth, steps or 1)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        try:
+            ex.close(terminate=interrupted)
+        except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C while closing
+            interrupted = True
+    result.elapsed = time.perf_counter() - t0
+    result.interrupted = interrupted
+    if interrupted:
+        result.complete = False
+    if result.pct is not None and result.max_events > result.pct["steps"]:
+        result.pct["note"] = (f"some runs took {result.max_events} steps > k = "
+                              f"{result.pct['steps']}: the bound holds for runs of at most k steps")
+    return result
+
+
+def _sample(sc: Scenario, ex: Any, merger: _Merger, strategy: str, n: int, seed: int,
+            depth: int, steps: int) -> None:
+    batches = [list(range(a, min(a + BATCH, n))) for a in range(0, n, BATCH)]
+    args = ((sc.data, sc.source, strategy, seed, b, depth, steps) for b in batches)
+    for b, execs in zip(batches, ex.imap(sample_task, args)):
+        for i, e in zip(b, execs):
+            merger.add(e, schedule_seed(seed, i))
+
+
+def _exhaustive(sc: Scenario, ex: Any, merger: _Merger, limit: int, bound: int | None,
+                local_budget: int) -> None:
+    r = merger.r
+    nodes: dict[tuple, SharedNode] = {}
+    wave: list[Job] = [Job((), frozenset())]
+    truncated = False
+    while wave and not truncated:
+        remaining = limit - (r.schedules + r.blocked)
+        if remaining <= 0:
+            truncated = True
+            break
+        for j in wave:
+            j.budget = remaining
+        args = ((sc.data, sc.source, j, bound, local_budget) for j in wave)
+        nxt: list[Job] = []
+        for job, res in zip(wave, ex.imap(dpor_task, args)):
+            for e in res.executions:
+                if r.schedules + r.blocked >= limit:
+                    truncated = True
+                    break
+                merger.add(e)
+            if truncated:
+                break
+            r.pruned += res.pruned
+            for key, node in res.exported_nodes:
+                nodes[key] = node
+            nxt.extend(res.exported_jobs)
+            for en in res.entries:
+                key = job.prefix[:en.node]
+                node = nodes.get(key)
+                if node is None:  # pragma: no cover - every ancestor of a job is shared
+                    raise AssertionError(f"DPOR: no shared node at depth {en.node}")
+                if set(en.initials) & (node.covered | node.sleep):
+                    continue
+                if not en.inbound:
+                    r.pruned += 1
+                    continue
+                q = en.inbound[0]
+                node.covered.add(q)
+                nxt.append(Job(key + (q,), node.child_sleep(q), guide=tuple(en.wake)))
+        wave = nxt
+    r.complete = not wave and not truncated
