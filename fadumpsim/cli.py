@@ -260,17 +260,15 @@ def state(log: str, at: int, actor: str | None, as_json: bool) -> None:
 
 
 def _register_optional() -> None:
-    try:
+    """Commands that live in their own modules (kept out of the start-up path)."""
+    from fadumpsim.cli_inspect import inspect_cmd
+    cli.add_command(inspect_cmd, "inspect")
+    try:  # TEMP until cli_explore lands
         from fadumpsim.cli_explore import explore_cmd, minimize_cmd
-    except ImportError:  # pragma: no cover - during development only
+    except ImportError:
         return
     cli.add_command(explore_cmd, "explore")
     cli.add_command(minimize_cmd, "minimize")
-    try:
-        from fadumpsim.cli_inspect import inspect_cmd
-    except ImportError:  # pragma: no cover
-        return
-    cli.add_command(inspect_cmd, "inspect")
 
 
 _register_optional()

@@ -371,7 +371,7 @@ class Execution:
 class Entry:
     """A branch proposed at an ancestor node (depth `node` of the job's prefix)."""
     node: int
-    initials: list[Channel]
+    initials: list[Channel]           # weak initials of the reversal at that node
     inbound: list[Channel]
     wake: tuple[Channel, ...] = ()   # the rest of the reversal after inbound[0]
 
@@ -417,6 +417,8 @@ def run_job(sc: Scenario, job: Job, *, bound: int | None, local_budget: int,
                                    list(trace) if failure is not None or keep_traces
                                    else None,
                                    frozenset(pairs.pairs) if pairs is not None else None))
+            vobjs: set[str] | None = None
+            vfor: list[int] | None = None
             for j, inits, v in races(rec.causes, rec.objs, start):
                 b = j - 1
                 node = path[b]
@@ -440,12 +442,23 @@ def run_job(sc: Scenario, job: Job, *, bound: int | None, local_budget: int,
                     if not cs:
                         continue
                     inb = [c for c in cs if bound is None or tn.pre + tn.preempts(c) <= bound]
+                    # weak initials: initials, plus enabled channels whose head commutes
+                    # with every delivery of v (E.v.p ~ E.p.v: a p-branch covers v)
+                    if vobjs is None or vfor != v:
+                        vfor = v
+                        vobjs = set()
+                        for x in v:
+                            vobjs.update(rec.objs[x - 1])
+                    weak = set(cs)
+                    for p_, po in tn.heads.items():
+                        if p_ not in weak and vobjs.isdisjoint(po):
+                            weak.add(p_)
                     wake: tuple[Channel, ...] = ()
                     if inb and t == b:
                         kq = first[inb[0]]
                         wake = tuple(trace[x - 1] for x in v if x != kq)
                     if t >= L:
-                        if set(cs) & (tn.backtrack | tn.sleep):
+                        if weak & (tn.backtrack | tn.sleep):
                             continue
                         if inb:
                             tn.backtrack.add(inb[0])
@@ -453,7 +466,7 @@ def run_job(sc: Scenario, job: Job, *, bound: int | None, local_budget: int,
                         else:
                             pruned += 1
                     else:
-                        entries.append(Entry(t, cs, inb, wake))
+                        entries.append(Entry(t, sorted(weak), inb, wake))
         # next branch: the deepest node of the subtree with a pending choice
         t = _deepest_pending(path, L)
         if t is None:

@@ -299,6 +299,9 @@ def test_kdump_header_and_layout(files: dict[str, str], image: VmcoreImage) -> N
         assert d.desc_off == 4 * PS and d.data_off == 4 * PS + 24 * 144
         assert d.is_shared_zero(17 * MB) and not d.is_shared_zero(0)
         assert decode_page(d.read_page(80 * MB)) == ("kernel:late", 0)
+        for addr, klass in ((0, "kernel"), (80 * MB + 5 * PS, "kernel"), (7 * MB, "kernel")):
+            tag, idx = image.page_identity(addr)  # type: ignore[misc]
+            assert d.read_page(addr) == page_bytes(tag, idx, PS, klass)  # exact bytes
         assert d.read_page(81 * MB) is None
         pd = d.page_desc(0)
         assert pd is not None and pd.flags == 0x1 and pd.size < 1000  # stamp pages compress well

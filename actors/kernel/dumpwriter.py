@@ -59,3 +59,22 @@ def write_saved_dump(kernel: Any, saved: dict[str, Any]) -> str:
         if tmp.exists():
             tmp.unlink()
     return str(target)
+
+
+def truth_image(kernel: Any) -> Any:
+    """The crashed kernel's memory at the crash as a VmcoreImage (what a perfect dump holds)."""
+    truth = kernel.crash_truth
+    loads: list[dict[str, Any]] = []
+    for s, e, k, t, b in truth.all():
+        if k == "reserved" and t.startswith("fadump:"):
+            continue  # the fadump area itself is never part of a dump (by design)
+        if loads and loads[-1]["end"] == s:
+            loads[-1]["end"] = e
+            loads[-1]["extents"].append([s, e, k, t, b])
+        else:
+            loads.append({"start": s, "end": e, "extents": [[s, e, k, t, b]]})
+    hdr = kernel.blobs.get(kernel.fw.fadumphdr_addr, {})
+    cpu = hdr.get("crashing_cpu", 0)
+    return vmcore_image(kernel, {"loads": loads, "cpu": cpu if cpu >= 0 else 0,
+                                 "regs": hdr.get("regs", []), "online": hdr.get("online", []),
+                                 "time": hdr.get("time", 0)})

@@ -364,6 +364,7 @@ def write_kdump_compressed(
             data.skip(ps)
             pos += ps
         zero_cache: tuple[int, int, bytes | None] | None = None  # encoded zero page
+        fast = _ZlibStampPage(ps) if compression == "zlib" else None
         page = bytearray(ps)
         for r in image.ranges:
             for run in plan_range(r, dump_level):
@@ -381,7 +382,7 @@ def write_kdump_compressed(
                 written += n
                 if not e.tag:  # zero content kept (no zero bit): compress once
                     if zero_cache is None:
-                        zero_cache = _encode(compress, flag, zero_page(ps), ps)
+                        zero_cache = _encode(compress, flag, zero_page(ps), ps, b"")
                     flags, size, blob = zero_cache
                     for _ in range(n):
                         descs.write(PAGE_DESC.pack(pos, size, flags, 0))
@@ -394,13 +395,15 @@ def write_kdump_compressed(
                 for i in range(n):
                     st = stamp_bytes(e.tag, first + i, e.klass)
                     page[:len(st)] = st
-                    flags, size, blob = _encode(compress, flag, page, ps)
+                    flags, size, blob = _encode(compress, flag, page, ps, st, fast)
                     page[:len(st)] = bytes(len(st))
                     descs.write(PAGE_DESC.pack(pos, size, flags, 0))
-                    if blob is None:
-                        data.skip(ps)
-                    else:
+                    if flags:
+                        assert blob is not None
                         data.write(blob)
+                    else:  # raw page: stamp, then a hole for the zero tail
+                        data.write(st)
+                        data.skip(ps - len(st))
                     pos += size
         descs.flush()
         data.flush()
@@ -416,16 +419,48 @@ def write_kdump_compressed(
     )
 
 
+class _ZlibStampPage:
+    """zlib stream of a stamped page (stamp + zeros) in O(stamp) time.
+
+    Deflating 64 KiB of zeros for every page would dominate a dump's write time.  After a
+    Z_FULL_FLUSH the deflate state is reset, so the stream for ``stamp + zeros`` can be
+    the stamp's blocks followed by a cached, independently deflated zero tail; the adler32
+    of the zeros is arithmetic.  Any zlib reader inflates it to exactly the page bytes.
+    """
+
+    HEADER = b"\x78\x01"  # deflate, 32K window, level 1 (as zlib.compress(data, 1))
+
+    def __init__(self, page_size: int) -> None:
+        self.ps = page_size
+        self.tails: dict[int, bytes] = {}
+
+    def __call__(self, stamp: bytes) -> bytes:
+        n = self.ps - len(stamp)
+        tail = self.tails.get(n)
+        if tail is None:
+            c = zlib.compressobj(1, zlib.DEFLATED, -15)
+            tail = c.compress(zero_page(self.ps)[:n]) + c.flush(zlib.Z_FINISH)
+            self.tails[n] = tail
+        c = zlib.compressobj(1, zlib.DEFLATED, -15)
+        head = c.compress(stamp) + c.flush(zlib.Z_FULL_FLUSH)
+        a = zlib.adler32(stamp)
+        s1, s2 = a & 0xFFFF, (a >> 16) & 0xFFFF
+        s2 = (s2 + n * s1) % 65521  # adler32 extended over n zero bytes
+        return self.HEADER + head + tail + ((s2 << 16) | s1).to_bytes(4, "big")
+
+
 def _encode(compress: Callable[[Any], bytes] | None, flag: int, page: bytes | bytearray,
-            ps: int) -> tuple[int, int, bytes | None]:
-    """(flags, size, data) for one page; data None means an all-zero raw page (a hole)."""
+            ps: int, stamp: bytes, fast: _ZlibStampPage | None = None) -> tuple[int, int, bytes | None]:
+    """(flags, size, data) for one page = stamp + zeros.
+
+    Uncompressed pages return just the stamp (data None for the zero page): the writer
+    leaves the zero tail as a file hole.
+    """
     if compress is not None:
-        out = compress(page)
+        out = fast(stamp) if fast is not None and stamp else compress(page)
         if len(out) < ps:
             return flag, len(out), out
-    if page == zero_page(ps):
-        return 0, ps, None
-    return 0, ps, bytes(page)
+    return 0, ps, stamp or None
 
 
 # --- reader ----------------------------------------------------------------------------
@@ -538,9 +573,9 @@ class KdumpDump(ParsedDump):
 
     def _decode(self, pd: PageDesc, limit: int) -> bytes:
         ps = self.page_size
-        raw = self._pread(pd.offset, pd.size, "page data")
         if not pd.flags & _ANY_COMPRESSED:
-            return raw[:limit]
+            return self._pread(pd.offset, min(limit, pd.size), "page data")
+        raw = self._pread(pd.offset, pd.size, "page data")
         if pd.flags & DUMP_DH_COMPRESSED_ZLIB:
             try:
                 d = zlib.decompressobj()
