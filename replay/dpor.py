@@ -21,8 +21,9 @@ of the delivery during which the event was sent) and of per-object order
 indexed by object.
 
 Race: deliveries e_j < e_i touching a common object o, e_j the last delivery
-before e_i that touches o, and e_j not happening before e_i by any other path
-(in particular e_i's message was not sent in a delivery after e_j). For each race
+before e_i that touches o, on different channels (a channel is FIFO: its events
+never reorder), and e_j not happening before e_i by any other path (in particular
+e_i's message was not sent in a delivery after e_j). For each race
 the *initials* of v = notdep(e_j).e_i (the deliveries after e_j that do not happen
 after it, then e_i, keeping only those with no happens-before predecessor inside v)
 are channels that can start a reversal at the state before e_j; if none of them is
@@ -223,8 +224,8 @@ class Recorder:
 
 
 # -- race analysis --------------------------------------------------------------------------
-def races(causes: Sequence[int], objs: Sequence[tuple[str, ...]], start: int
-          ) -> list[tuple[int, list[int], list[int]]]:
+def races(causes: Sequence[int], objs: Sequence[tuple[str, ...]], start: int,
+          chans: Sequence[Channel]) -> list[tuple[int, list[int], list[int]]]:
     """Races (j, initials, v) for deliveries i >= start (1-based seqs).
 
     Returns, per race, the 1-based index j of the earlier delivery, the 1-based
@@ -259,7 +260,7 @@ def races(causes: Sequence[int], objs: Sequence[tuple[str, ...]], start: int
             for j in sorted(set(p for p in prevs if p)):
                 # happens-before of e_i without the direct edge(s) from e_j
                 vj_slot, vj_idx = idx[j]
-                if c == j:
+                if c == j or chans[j - 1] == chans[i - 1]:  # sent by e_j / FIFO channel
                     continue
                 hb = base[vj_slot] >= vj_idx
                 if not hb:
@@ -419,7 +420,7 @@ def run_job(sc: Scenario, job: Job, *, bound: int | None, local_budget: int,
                                    frozenset(pairs.pairs) if pairs is not None else None))
             vobjs: set[str] | None = None
             vfor: list[int] | None = None
-            for j, inits, v in races(rec.causes, rec.objs, start):
+            for j, inits, v in races(rec.causes, rec.objs, start, trace):
                 b = j - 1
                 node = path[b]
                 chans: list[Channel] = []

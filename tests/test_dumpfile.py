@@ -498,6 +498,8 @@ def test_huge_sparse_image_is_cheap(tmp_path) -> None:  # type: ignore[no-untype
     rep = inspect_dump(e, img)
     assert rep.truth is not None and rep.truth.matching == 96 and rep.truth.lost == 0
     assert time.perf_counter() - t0 < 10
+    os.unlink(k)  # 128 MiB of 1st bitmap: do not leave it in pytest's kept temp dirs
+    os.unlink(e)
 
 
 def test_compression_unavailable(tmp_path, image: VmcoreImage, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -522,3 +524,26 @@ def test_optional_compression_roundtrip(tmp_path, image: VmcoreImage, method: st
         assert d.compression == method
         assert decode_page(d.read_page(0)) == ("kernel:boot-image", 0)
     _check_drgn_pages(path, image, 31)
+
+
+def test_many_segments_use_pn_xnum(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """>= 65535 program headers: e_phnum = PN_XNUM and the count in section header 0."""
+    from elftools.elf.elffile import ELFFile
+
+    ps, n = 4096, 131100  # alternate kept/excluded single pages: 65550 PT_LOADs
+    exts = tuple(ContentExtent(i * ps, (i + 1) * ps, "kernel" if i % 2 == 0 else "user",
+                               "k" if i % 2 == 0 else "u", i) for i in range(n))
+    img = VmcoreImage("4.18.0-fadumpsim", ps, 1, {"swapper_pg_dir": SWAPPER},
+                      (CpuState(0, regs(0)),), 0, (LoadRange(0, n * ps, exts),))
+    path = str(tmp_path / "xnum.elf")
+    st = write_elf_vmcore(img, path, dump_level=31)
+    assert st.segments == 65550
+    with open(path, "rb") as f:
+        assert int.from_bytes(f.read(64)[56:58], "little") == 0xFFFF
+        assert ELFFile(f).num_segments() == 65551
+    with read_elf_vmcore(path) as d:
+        assert len(d.loads) == 65550 and d.header["e_phnum"] == 65551
+        assert decode_page(d.read_page(120000 * ps)) == ("k", 120000)
+        assert d.read_page(ps) is None
+    drgn, prog = _drgn_program(path)
+    assert decode_page(prog.read(120000 * ps, 64, True)) == ("k", 120000)

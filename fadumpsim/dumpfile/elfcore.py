@@ -18,16 +18,14 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Iterable, Iterator
 
 from .image import (
-    EXCLUDE,
     KEEP,
     KERNEL_VADDR_BASE,
     UNREADABLE,
-    ZERO,
     PageRun,
     VmcoreImage,
     plan_range,
 )
-from .pages import stamp_bytes, zero_page
+from .pages import stamp_bytes
 
 # --- ELF constants ---------------------------------------------------------------------
 ET_CORE = 4

@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 PAGE_CLASSES: tuple[str, ...] = ("zero", "cache", "cache_private", "user", "free", "kernel")
 """Page classes in makedumpfile's order; ``kernel`` is never excluded."""
@@ -198,8 +198,7 @@ UNREADABLE = "unreadable"
 """Listed in /proc/vmcore but cannot be read (hot-removed); absent, counted as offline."""
 
 
-@dataclass(frozen=True, slots=True)
-class PageRun:
+class PageRun(NamedTuple):
     """A run of pages that one dump level treats alike.
 
     ``counter`` is the makedumpfile counter the run adds to when excluded (``zero``,

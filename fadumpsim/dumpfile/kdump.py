@@ -117,17 +117,34 @@ def _zstd_module() -> tuple[Callable[[Any], bytes], Callable[[bytes, int], bytes
 
         cctx = zstandard.ZstdCompressor(level=1)
         dctx = zstandard.ZstdDecompressor()
-        return (lambda b: cctx.compress(bytes(b)),
-                lambda d, n: dctx.decompress(d, max_output_size=n))
+
+        def zdec(d: bytes, n: int) -> bytes:
+            # the frame header may claim any size: refuse before zstandard allocates it
+            if zstandard.frame_content_size(d) not in (n, -1):
+                raise ValueError("frame content size is not one page")
+            return dctx.decompress(d, max_output_size=n)
+
+        return (lambda b: cctx.compress(bytes(b)), zdec)
     except ImportError:
         pass
     try:
         from compression import zstd  # type: ignore[import-not-found]  # Python >= 3.14
 
         return (lambda b: zstd.compress(bytes(b), level=1),
-                lambda d, n: zstd.decompress(d))
+                lambda d, n: zstd.ZstdDecompressor().decompress(d, max_length=n))
     except ImportError:
         return None
+
+
+def _snappy_length(d: bytes) -> int:
+    """Uncompressed length from a raw snappy block's varint preamble (-1 if malformed)."""
+    n = shift = 0
+    for i, byte in enumerate(d[:5]):
+        n |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return n
+        shift += 7
+    return -1
 
 
 def _decompressor(method: str) -> Callable[[bytes, int], bytes] | None:
@@ -143,7 +160,12 @@ def _decompressor(method: str) -> Callable[[bytes, int], bytes] | None:
             import snappy  # type: ignore[import-not-found]
 
             if hasattr(snappy, "uncompress"):
-                return lambda d, n: snappy.uncompress(d)
+                def sdec(d: bytes, n: int) -> bytes:
+                    if _snappy_length(d) != n:  # bound the allocation the block asks for
+                        raise ValueError("snappy block does not decode to one page")
+                    return bytes(snappy.uncompress(d))
+
+                return sdec
         except ImportError:
             pass
         return None

@@ -1,0 +1,89 @@
+"""DLPAR, udev, crash and capture through the actors."""
+from tests.test_kernel import script
+
+
+def test_remove_by_count_skips_protected_lmbs(run):
+    # registered: LMB 3 (reserved area) is protected, LMB 4 holds kernel pages; the first
+    # removable LMB from the bottom is 5
+    res = run('name = "c"\n[workload]\nkernel = "600M"\n' +
+              script("kernel", "echo 1 > /sys/kernel/fadump_registered", name="k") +
+              script("hotplug", "drmgr -c mem -r -q 1", name="d", after=["k"]))
+    assert "pseries-hotplug-mem: Memory at 50000000 was hot-removed" in res.kernel_log
+    unreg = run('name = "u"\n[workload]\nkernel = "600M"\n' + script("hotplug", "drmgr -c mem -r -q 1"))
+    # not registered: the ZONE_MOVABLE LMB 3 inside the fadump area goes first
+    assert "pseries-hotplug-mem: Memory at 30000000 was hot-removed" in unreg.kernel_log
+
+
+def test_hot_remove_migrates_user_pages_in_batches(run):
+    res = run('name = "m"\n[workload]\nuser = "1G"\n' + script("hotplug", "drmgr -c mem -r -s 0x80000003"),
+              keep_sched=True)
+    k = res.sched.actors["kernel"]
+    assert res.transcript[0]["exit"] == 0
+    assert k.mm.by_class()["user"] == 1 << 30          # nothing lost, all migrated
+    batches = sum(1 for _ in res.sched.trace if _ == ("kernel", "kernel"))
+    assert batches >= 256 * (1 << 20) // (256 * 65536) - 1   # 16MB per batch, one LMB
+    assert not res.violations
+
+
+def test_release_mem_accounting(run):
+    res = run('name = "r"\n[workload]\nuser = "1G"\n' +
+              script("kernel", "echo 1 > /sys/kernel/fadump_registered", "echo c > /proc/sysrq-trigger", name="k") +
+              script("capture", "free -m", "echo 1 > /sys/kernel/fadump_release_mem", "free -m",
+                     "lsmem", name="c"), keep_sched=True)
+    cap = res.sched.actors["capture"]
+    t = [x for x in res.transcript if x["script"] == "c"]
+    before = int(t[0]["stdout"].splitlines()[1].split()[1])
+    after = int(t[2]["stdout"].splitlines()[1].split()[1])
+    assert before < 576 and after == 7557      # the fadump area stays reserved after release
+    assert cap.mm.movable is None              # not ZONE_MOVABLE until the next fresh boot
+    assert "Movable" not in t[3]["stdout"]
+    assert not res.violations
+
+
+def test_udev_rule_unregisters_and_reregisters(run):
+    res = run('name = "u"\n[hotplug]\nudev_reload = true\n' +
+              script("kernel", "echo 1 > /sys/kernel/fadump_registered", name="k") +
+              script("hotplug", "drmgr -c mem -a -q 1", name="d", after=["k"]), keep_sched=True)
+    hp = res.sched.actors["hotplug"]
+    log = [line for _seq, line in hp.udev_log]
+    assert log[0].startswith("memory32: online")
+    assert "kdumpctl: echo 0 -> 0" in log and "kdumpctl: echo 1 -> 0" in log
+    assert res.sched.actors["kernel"].fw.dump_registered
+    assert res.sched.now >= 3 * 2_000_000_000      # three rebuild steps on the virtual clock
+
+
+def test_crash_without_registration_reboots_without_dump(run):
+    res = run('name = "n"\n' + script("kernel", "echo c > /proc/sysrq-trigger", name="k") +
+              script("capture", "cp /proc/vmcore /x", name="c"))
+    assert res.dump["status"] == "none"
+    assert "cp: cannot stat '/proc/vmcore'" in res.transcript[-1]["stderr"]
+
+
+def test_kernel_pages_never_lost_user_pages_lost_with_d0(run):
+    res = run('name = "l"\n[workload]\nkernel = "1G"\nuser = "3G"\n' +
+              script("kernel", "echo 1 > /sys/kernel/fadump_registered", "echo c > /proc/sysrq-trigger", name="k") +
+              script("capture", "makedumpfile -d 0 /proc/vmcore /x", name="c"))
+    assert res.dump["kernel_pages_lost"] == 0
+    # the whole ZONE_MOVABLE area (576MB) held user pages: 9216 pages lost
+    assert res.dump["user_pages_lost"] == 576 * 16
+
+
+def test_hot_add_after_registration_is_missing_from_vmcore(run):
+    res = run('name = "h"\n[kernel]\ncmdline = "fadump=nonmovable"\n' +
+              script("kernel", "echo 1 > /sys/kernel/fadump_registered", name="k") +
+              script("hotplug", "drmgr -c mem -a -q 1", name="d", after=["k"]) +
+              script("kernel", "sim alloc user 128M", "echo c > /proc/sysrq-trigger", name="a", after=["d"]) +
+              script("capture", "cp /proc/vmcore /x", name="c"))
+    assert res.dump["user_pages_lost"] == 128 * 16
+    assert res.dump["kernel_pages_lost"] == 0
+
+
+def test_hot_remove_after_registration_leaves_unreadable_range(run):
+    res = run('name = "s"\n[kernel]\nrevert = ["hotplug-protect"]\n' +
+              script("kernel", "echo 1 > /sys/kernel/fadump_registered", name="k") +
+              script("hotplug", "drmgr -c mem -r -s 0x80000010", name="d", after=["k"]) +
+              script("kernel", "echo c > /proc/sysrq-trigger", name="x", after=["d"]) +
+              script("capture", "makedumpfile -d 31 /proc/vmcore /x", name="c"))
+    save = res.transcript[-1]
+    assert save["exit"] == 0 and "readmem: Can't read the dump memory" in save["stderr"]
+    assert res.dump["status"] == "saved" and res.dump["kernel_pages_lost"] == 0
