@@ -7,6 +7,7 @@ command is delivered. The result is a msgpack-native dict.
 from __future__ import annotations
 
 import shlex
+from functools import lru_cache
 from typing import Any
 
 from actors.sizes import SizeError, parse_size
@@ -33,6 +34,12 @@ def _int(text: str, what: str) -> int:
 
 def parse_command(actor: str, text: str) -> dict[str, Any]:
     """Parse one command for `actor`; raise CommandError naming what is wrong."""
+    return dict(_parse_cached(actor, text))
+
+
+@lru_cache(maxsize=4096)
+def _parse_cached(actor: str, text: str) -> dict[str, Any]:
+    """Scripts repeat their commands in every explored schedule: parse each text once."""
     try:
         argv = shlex.split(text)
     except ValueError as e:

@@ -21,6 +21,8 @@ DUMP_LEVEL_BITS: dict[str, int] = {"zero": 1, "cache": 2, "cache_private": 4, "u
 
 MAX_DUMP_LEVEL = 31
 
+_STAMP_HEADER = 21  # pages.STAMP_HEADER_SIZE (magic, index, class, tag length)
+
 KERNEL_VADDR_BASE = 0xC000000000000000
 """ppc64 linear map: PT_LOAD p_vaddr = KERNEL_VADDR_BASE + p_paddr."""
 
@@ -122,6 +124,8 @@ class VmcoreImage:
             prev_end = r.end
             pos = r.paddr
             for e in r.extents:
+                if _STAMP_HEADER + len(e.tag.encode()) > ps:
+                    raise ValueError(f"tag {e.tag[:40]!r}... does not fit in a {ps}-byte page stamp")
                 if e.start % ps or e.end % ps:
                     raise ValueError(f"extent [{e.start:#x},{e.end:#x}) is not page aligned")
                 if e.start < pos or e.end > r.end:

@@ -25,7 +25,7 @@ from .image import PAGE_CLASSES
 
 MAGIC = b"FADUMPSIM\0"
 _HDR = struct.Struct("<10sQBH")
-STAMP_HEADER_SIZE = _HDR.size  # 21
+STAMP_HEADER_SIZE = _HDR.size  # 21 (image._STAMP_HEADER mirrors it)
 CLASS_CODES: dict[str, int] = {name: i for i, name in enumerate(PAGE_CLASSES)}
 MAX_TAG_BYTES = 0xFFFF
 
