@@ -136,13 +136,16 @@ def main() -> None:
         run("1TB   -d31 -E (ELF),   600MB kernel", img1t, elf31, os.path.join(out, "g"), args.keep),
     ]
     print(f"images built in {build_s:.2f}s; extents: 8GB {sum(len(r.extents) for r in img8.ranges)}, "
-          f"1TB {sum(len(r.extents) for r in img1t.ranges)}; files in {out}")
+          f"1TB {sum(len(r.extents) for r in img1t.ranges)}; files in {out}"
+          + ("" if args.keep else " (removed)"))
     head = f"{'case':<38} {'partition':>9} {'kept pages':>10} {'write s':>8} {'us/kept':>8} {'file size':>10} {'on disk':>9} {'inspect s':>9}"
     print(head)
     print("-" * len(head))
     for r in rows:
         print(f"{r['case']:<38} {fmt_bytes(r['partition']):>9} {r['kept']:>10} {r['write_s']:>8.2f} "
               f"{r['us_per_kept']:>8.0f} {fmt_bytes(r['size']):>10} {fmt_bytes(r['disk']):>9} {r['inspect_s']:>9.2f}")
+    if not args.keep and not args.dir:
+        os.rmdir(out)
 
 
 if __name__ == "__main__":

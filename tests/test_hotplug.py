@@ -87,3 +87,16 @@ def test_hot_remove_after_registration_leaves_unreadable_range(run):
     save = res.transcript[-1]
     assert save["exit"] == 0 and "readmem: Can't read the dump memory" in save["stderr"]
     assert res.dump["status"] == "saved" and res.dump["kernel_pages_lost"] == 0
+
+
+def test_crashed_kernel_handles_nothing(run):
+    # the udev reload's `echo 1` reaches the kernel after it crashed: it must not register
+    res = run('name = "d"\n[hotplug]\nudev_reload = true\n' +
+              script("kernel", "echo 1 > /sys/kernel/fadump_registered", name="k") +
+              script("hotplug", "drmgr -c mem -a -q 1", name="d", after=["k"]) +
+              script("kernel", "echo c > /proc/sysrq-trigger", name="x", after=["d"]), keep_sched=True)
+    k = res.sched.actors["kernel"]
+    assert k.crashed
+    regs = [line for line in res.kernel_log if "registration is successful" in line]
+    assert len(regs) == 1
+    assert res.sched.actors["firmware"].registered is None

@@ -49,6 +49,12 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         self.memtotal_after_boot = 0
         self.pending_cmds: list[Event] = []
 
+    def deliver(self, event: Event) -> None:
+        """A crashed kernel handles nothing: events to it are delivered (and logged) but die."""
+        if self.crashed:
+            return
+        super().deliver(event)
+
     # -- logging --------------------------------------------------------------------------------
     def printk(self, line: str) -> None:
         cur = self._current
@@ -117,8 +123,6 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
                                          "stderr": stderr, "exit": exit})
 
     def on_cmd_run(self, ev: Event) -> None:
-        if self.crashed:
-            return  # a dead kernel runs nothing; the script never hears back
         if not self.booted:
             self.pending_cmds.append(ev)
             return

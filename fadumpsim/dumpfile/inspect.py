@@ -256,12 +256,12 @@ def _ident(x: tuple[str, int | None]) -> str:
 
 def _overlap(runs: list[tuple[int, int]], a: int, b: int) -> int:
     """Bytes of [a, b) covered by sorted disjoint runs."""
-    i = bisect.bisect_right(runs, (a, a)) - 1
+    i = max(bisect.bisect_right(runs, (a, a)) - 1, 0)
     total = 0
-    for s, e in runs[max(i, 0):]:
-        if s >= b:
-            break
+    while i < len(runs) and runs[i][0] < b:
+        s, e = runs[i]
         total += max(0, min(e, b) - max(s, a))
+        i += 1
     return total
 
 
