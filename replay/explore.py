@@ -53,38 +53,46 @@ def schedule_seed(seed: int, i: int) -> int:
 def failure_of(res: sim.RunResult) -> tuple | None:
     """None for a passing run, else (key, signature, invariants, expectation keys, dump, message).
 
-    `key` is the first violated invariant (in the order they broke), else
-    ``expect:<key>`` of the first failed expectation, or ``actor-failure`` when a
-    handler raised. The signature adds the state the run failed in: every violated
+    `key` is the first violated invariant the scenario does not expect (in the order
+    they broke), else ``expect:<key>`` of the first failed expectation, or
+    ``actor-failure`` when a handler raised. The signature adds the state the run failed in: every violated
     invariant, the dump status and every failed expectation key.
     """
     if res.ok:
         return None
     invs = tuple(v["invariant"] for v in res.violations)
+    unexpected = [v["invariant"] for v in _unexpected(res)]
     exp = tuple(e["key"] for e in res.expectations if not e["ok"])
     if res.failure:
         key = "actor-failure"
-    elif invs:
-        key = invs[0]
-    else:
+    elif unexpected:
+        key = unexpected[0]
+    elif exp:
         key = "expect:" + exp[0]
+    else:  # pragma: no cover - ok is False for one of the reasons above
+        key = "failure"
     status = res.dump.get("status", "?")
     sig = f"{'+'.join(invs) or '-'}|dump={status}|expect={'+'.join(exp) or '-'}"
     if res.failure:
         sig += "|actor-failure"
     if res.failure:
         msg = res.failure
-    elif res.violations:
-        msg = res.violations[0]["message"]
+    elif unexpected:
+        msg = _unexpected(res)[0]["message"]
     else:
         msg = "; ".join(f"{e['key']}: expected {e['expected']!r}, got {e['actual']!r}"
                         for e in res.expectations if not e["ok"])
     return (key, sig, invs, exp, status, msg)
 
 
+def _unexpected(res: sim.RunResult) -> list[dict[str, Any]]:
+    """Violations the scenario does not announce in `[expect] violations`."""
+    return list(getattr(res, "unexpected_violations", res.violations))
+
+
 def failure_keys(res: sim.RunResult) -> set[str]:
     """Every way a run fails: invariant names, ``expect:<key>``, ``actor-failure``."""
-    out = {v["invariant"] for v in res.violations}
+    out = {v["invariant"] for v in _unexpected(res)}
     out |= {"expect:" + e["key"] for e in res.expectations if not e["ok"]}
     if res.failure:
         out.add("actor-failure")

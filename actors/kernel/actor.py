@@ -249,7 +249,8 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         snap.update(self.ops_snapshot())
         return snap
 
-    def write_dump_file(self, saved: dict[str, Any]) -> str | None:
+    def write_dump_file(self, saved: dict[str, Any]) -> Any:
+        """The dump file's WriteStats when --dump-dir asks for files, else None."""
         if self.dump_dir is None:
             return None
         from actors.kernel.dumpwriter import write_saved_dump

@@ -129,56 +129,51 @@ class CrashMixin:
         level = cmd.get("level", 0) if cmd["prog"] == "makedumpfile" else 0
         kept, excluded, unreadable = self.vmcore_pages(level)
         ps = self.mm.ps
-        total = sum(ld["end"] - ld["start"] for ld in self.vmcore["loads"])
         saved = {"path": cmd["path"], "tool": cmd["prog"], "level": level,
                  "format": cmd.get("format", "elf"), "compress": cmd.get("compress", "none"),
                  "generation": self.vmcore["generation"], "kept": kept,
                  "excluded": excluded, "unreadable": unreadable}
         out, err = "", ""
-        if cmd["prog"] == "makedumpfile" and cmd["compress"] == "lzo":
-            from actors.kernel.dumpwriter import lzo_available
-            if not lzo_available():
-                return "", ("makedumpfile: the lzo compression is not supported in this "
-                            "build (python-lzo is not installed); use -c\n\nmakedumpfile Failed.\n"), 1
+        comp = cmd.get("compress", "none")
+        if comp not in ("none", "zlib"):
+            from fadumpsim.dumpfile import compression_available
+            if not compression_available(comp):
+                return "", (f"makedumpfile: {comp} compression is not supported in this build "
+                            f"(its Python binding is not installed); use -c\n\n"
+                            "makedumpfile Failed.\n"), 1
         if unreadable:
             err += (f"readmem: Can't read the dump memory(/proc/vmcore): {unreadable // ps} pages "
                     "of ranges no longer in the partition were skipped\n")
         self.saved_dumps.append(saved)
         self.dump_status = "saved"
-        path = self.write_dump_file(saved)
+        stats = self.write_dump_file(saved)
         if cmd["prog"] == "makedumpfile":
-            kept_bytes = sum(b - a for a, b, *_ in kept)
-            out = makedumpfile_summary(total // ps, excluded, kept_bytes // ps, ps, cmd["path"],
-                                       path)
+            if stats is None:
+                stats = simulated_stats(saved, self.vmcore, ps)
+            out = makedumpfile_output(stats, cmd["path"])
         return out, err, 0
 
 
-def makedumpfile_summary(total_pages: int, excluded: dict[str, int], kept_pages: int, ps: int,
-                         path: str, written: str | None) -> str:
-    """makedumpfile 1.6's closing report."""
-    ex = {k: v // ps for k, v in excluded.items()}
-    n_ex = sum(ex.values())
-    pct = (100 * kept_pages // total_pages) if total_pages else 0
-    lines = [
-        "Copying data                                      : [100.0 %] |",
-        "",
-        f"Original pages  : 0x{total_pages:016x}",
-        f"  Excluded pages   : 0x{n_ex:016x}",
-        f"    Pages filled with zero  : 0x{ex.get('zero', 0):016x}",
-        f"    Non-private cache pages : 0x{ex.get('cache', 0):016x}",
-        f"    Private cache pages     : 0x{ex.get('cache_private', 0):016x}",
-        f"    User process data pages : 0x{ex.get('user', 0):016x}",
-        f"    Free pages              : 0x{ex.get('free', 0):016x}",
-        f"    Hwpoison pages          : 0x{0:016x}",
-        f"    Offline pages           : 0x{0:016x}",
-        f"  Remaining pages  : 0x{kept_pages:016x}",
-        f"  (The number of pages is reduced to {pct}%.)",
-        f"Memory Hole     : 0x{0:016x}",
-        "--------------------------------------------------",
-        f"Total pages     : 0x{total_pages:016x}",
-        "",
-        f"The dumpfile is saved to {path}.",
-        "",
-        "makedumpfile Completed.",
-    ]
+def simulated_stats(saved: dict[str, Any], vmcore: dict[str, Any], ps: int) -> Any:
+    """makedumpfile's counters for a dump that is judged but not written to the host."""
+    from fadumpsim.dumpfile import WriteStats
+    loads = vmcore["loads"]
+    total = sum(ld["end"] - ld["start"] for ld in loads) // ps
+    excluded = {k: v // ps for k, v in saved["excluded"].items()}
+    if saved["unreadable"]:
+        excluded["offline"] = saved["unreadable"] // ps
+    kept = sum(b - a for a, b, *_ in saved["kept"]) // ps
+    return WriteStats(path=saved["path"], format=saved["format"], dump_level=saved["level"],
+                      compression=saved["compress"], page_size=ps,
+                      max_mapnr=max(ld["end"] for ld in loads) // ps, pages_total=total,
+                      pages_written=kept, pages_excluded=excluded, bytes_written=0)
+
+
+def makedumpfile_output(stats: Any, path: str) -> str:
+    """What makedumpfile prints on success (the report names the path in the capture kernel)."""
+    from dataclasses import replace
+
+    from fadumpsim.dumpfile import makedumpfile_report
+    lines = ["Copying data                                      : [100.0 %] |", ""]
+    lines += makedumpfile_report(replace(stats, path=path))
     return "\n".join(lines) + "\n"

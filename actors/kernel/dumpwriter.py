@@ -17,11 +17,6 @@ SYMBOLS = {"swapper_pg_dir": 0xC000000001A10000, "init_task": 0xC000000001A40000
            "_stext": 0xC000000000000000, "mem_section": 0xC000000001B80000}
 
 
-def lzo_available() -> bool:
-    from fadumpsim.dumpfile import compression_available
-    return compression_available("lzo")
-
-
 def vmcore_image(kernel: Any, vmcore: dict[str, Any]) -> Any:
     """The dump-file library's VmcoreImage for one /proc/vmcore."""
     from fadumpsim.dumpfile import ContentExtent, CpuState, LoadRange, VmcoreImage
@@ -41,8 +36,8 @@ def vmcore_image(kernel: Any, vmcore: dict[str, Any]) -> Any:
                        cpus=cpus, crashing_cpu=max(vmcore["cpu"], 0), ranges=tuple(ranges))
 
 
-def write_saved_dump(kernel: Any, saved: dict[str, Any]) -> str:
-    """Write what makedumpfile/cp saved under the run's --dump-dir; returns the host path."""
+def write_saved_dump(kernel: Any, saved: dict[str, Any]) -> Any:
+    """Write what makedumpfile/cp saved under the run's --dump-dir; returns the WriteStats."""
     from fadumpsim.dumpfile import write_elf_vmcore, write_kdump_compressed
     target = Path(kernel.dump_dir) / saved["path"].lstrip("/")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -50,15 +45,15 @@ def write_saved_dump(kernel: Any, saved: dict[str, Any]) -> str:
     image = vmcore_image(kernel, kernel.vmcore)
     try:
         if saved["tool"] == "cp" or saved["format"] == "elf":
-            write_elf_vmcore(image, tmp, dump_level=saved["level"])
+            stats = write_elf_vmcore(image, tmp, dump_level=saved["level"])
         else:
-            write_kdump_compressed(image, tmp, dump_level=saved["level"],
-                                   compression=saved["compress"])
+            stats = write_kdump_compressed(image, tmp, dump_level=saved["level"],
+                                           compression=saved["compress"])
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return str(target)
+    return stats
 
 
 def truth_image(kernel: Any) -> Any:

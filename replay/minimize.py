@@ -1,0 +1,349 @@
+"""Shrink a failing run to the fewest deviations from FIFO order that still fail.
+
+A *deviation* is a step where the delivered channel differs from the one
+FifoStrategy would pick given the same candidates and heads. FIFO is the natural
+order (messages in the order they became due); a failing schedule found by
+exploration is FIFO plus some decisions that brought deliveries forward.
+
+Representation: a deviation is the pair (message delivered, message FIFO wanted),
+messages named by (src, dst, chan_seq) -- "the n-th message src sent to dst" --
+which survives re-ordering elsewhere, unlike step numbers. A candidate schedule is a
+list of such rules, applied by `DeviationStrategy`: at each step, when FIFO's pick
+is the overtaken message of an unused rule whose message is at the head of its
+channel, deliver that one instead; otherwise FIFO. Applying every deviation of the
+original run reproduces it exactly.
+
+Shrinking: delta debugging (ddmin) over the rule list, then single-rule removal to
+a fixpoint; a candidate is kept when the run still fails the same way (the same
+invariant, or the same failed expectation key, as the original's first failure)
+and it is smaller by (deviations, events). The result is 1-minimal: dropping any
+single remaining deviation makes the failure go away.
+
+The story lists the remaining decisions in kernel terms: which delivery was brought
+forward and which one it overtook; consecutive deviations that all overtake the
+same message are one decision ("X waited while N deliveries went first").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from events.envelope import Event
+from fadumpsim import sim
+from fadumpsim.scenario import Scenario
+from replay.dpor import fifo_index
+from replay.strategies import Channel, ForcedStrategy
+
+MsgId = tuple[str, str, int]  # (src, dst, chan_seq)
+
+RTAS_CMDS = {1: "REGISTER", 2: "UNREGISTER", 3: "INVALIDATE"}
+DRC_BASE = 0x80000000
+
+
+class MinimizeError(Exception):
+    """The log cannot be minimized (it does not replay); CLI exit 2."""
+
+
+def msg_id(ev: Event) -> MsgId:
+    return (ev.src, ev.dst, ev.chan_seq)
+
+
+def summarize(type: str, p: dict[str, Any]) -> str:
+    """An event type with the payload detail a kernel developer looks for."""
+    if type == "cmd.run":
+        return f"cmd.run {p.get('command', '')!r}"
+    if type == "cmd.result":
+        return f"cmd.result (exit {p.get('exit')})"
+    if type == "script.done":
+        return f"script.done ({p.get('script')} finished)"
+    if type == "rtas.configure_kernel_dump":
+        c = p.get("cmd")
+        return f"rtas.configure_kernel_dump (RTAS cmd {c} {RTAS_CMDS.get(c, '?')})"
+    if type == "rtas.return":
+        return f"rtas.return (status {p.get('status')})"
+    if type == "rtas.os_term":
+        return "rtas.os_term (crash)"
+    if type == "rtas.inject":
+        return f"rtas.inject {p.get('what')} {p.get('args')}"
+    if type == "hp.sysfs_write":
+        return f"hp.sysfs_write 'echo {p.get('value')} > {p.get('path')}'"
+    if type in ("hp.sysfs_result", "hp.offlined", "hp.done") and "rc" in p and "lmb" not in p:
+        return f"{type} (rc {p.get('rc')})"
+    if type.startswith("dlpar.") and "drc_index" in p:
+        lmb = p["drc_index"] - DRC_BASE
+        rc = f", rc {p['rc']}" if "rc" in p else ""
+        return f"{type} (LMB {lmb}{rc})"
+    if type == "uevent":
+        return f"uevent (memory{p.get('lmb')} {p.get('action')})"
+    if type == "udev.rebuild":
+        return f"udev.rebuild (initrd rebuild step {p.get('step')})"
+    if type == "hp.printk":
+        msg = str(p.get("msg", ""))
+        return f"hp.printk {msg[:60]!r}"
+    if type == "lock.wake":
+        return f"lock.wake ({p.get('lock')})"
+    if type == "fw.boot":
+        return f"fw.boot (boot {p.get('boot')})"
+    if "lmb" in p:
+        rc = f", rc {p['rc']}" if "rc" in p else ""
+        return f"{type} (LMB {p['lmb']}{rc})"
+    return type
+
+
+@dataclass
+class Deviation:
+    step: int
+    fwd: MsgId
+    over: MsgId
+    fwd_type: str
+    fwd_text: str
+    over_type: str
+    over_text: str
+
+    def line(self) -> str:
+        s, d, _ = self.fwd
+        os_, od, _ = self.over
+        return (f"#{self.step} {d} received {self.fwd_text} from {s} before "
+                f"{od} received {self.over_text} from {os_}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "delivered": {"src": self.fwd[0], "dst": self.fwd[1],
+                                                 "chan_seq": self.fwd[2], "type": self.fwd_type,
+                                                 "what": self.fwd_text},
+                "overtook": {"src": self.over[0], "dst": self.over[1], "chan_seq": self.over[2],
+                             "type": self.over_type, "what": self.over_text}}
+
+
+class DeviationStrategy:
+    """FIFO, except where a rule (message to deliver, message FIFO wants) applies.
+
+    With `forced`, follow that channel order instead (to measure its deviations).
+    """
+
+    name = "forced"
+
+    def __init__(self, rules: Sequence[tuple[MsgId, MsgId]] = (),
+                 forced: Sequence[Channel] | None = None) -> None:
+        self.rules = [(tuple(a), tuple(b)) for a, b in rules]
+        self.used = [False] * len(self.rules)
+        self.by_over: dict[MsgId, list[int]] = {}
+        for i, (_f, o) in enumerate(self.rules):
+            self.by_over.setdefault(o, []).append(i)
+        self.forced = list(forced) if forced is not None else None
+        self.devs: list[Deviation] = []
+        self.diverged = False
+
+    def params(self) -> dict:
+        return {}
+
+    def choose(self, candidates: Sequence[Channel], heads: Sequence[Event], step: int) -> int:
+        f = fifo_index(heads)
+        i = f
+        if self.forced is not None:
+            if step <= len(self.forced):
+                try:
+                    i = list(candidates).index(self.forced[step - 1])
+                except ValueError:
+                    self.diverged = True
+                    return -1
+        else:
+            lst = self.by_over.get(msg_id(heads[f]))
+            if lst:
+                for r in lst:
+                    if self.used[r]:
+                        continue
+                    src, dst, cs = self.rules[r][0]
+                    for k, ch in enumerate(candidates):
+                        if ch[0] == src and ch[1] == dst:
+                            if heads[k].chan_seq == cs:
+                                self.used[r] = True
+                                i = k
+                            break
+                    if i != f:
+                        break
+        if i != f:
+            h, o = heads[i], heads[f]
+            self.devs.append(Deviation(step, msg_id(h), msg_id(o), h.type,
+                                       summarize(h.type, h.payload), o.type,
+                                       summarize(o.type, o.payload)))
+        return i
+
+
+@dataclass
+class MinimizeResult:
+    log: str
+    failed: bool                       # did the input log fail at all?
+    key: str | None = None             # the failure kept (invariant or expect:<key>)
+    message: str = ""
+    out: str | None = None
+    original_events: int = 0
+    original_deviations: int = 0
+    events: int = 0
+    deviations: list[Deviation] = field(default_factory=list)
+    story: list[str] = field(default_factory=list)
+    runs: int = 0
+    reproduced: bool | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"log": self.log, "failed": self.failed, "failure": self.key,
+                "message": self.message, "out": self.out,
+                "original": {"events": self.original_events,
+                             "deviations": self.original_deviations},
+                "minimized": {"events": self.events, "deviations": len(self.deviations)},
+                "runs": self.runs, "story": self.story,
+                "deviations": [d.to_json() for d in self.deviations],
+                "reproduced": self.reproduced}
+
+
+def _keys(res: sim.RunResult) -> set[str]:
+    from replay.explore import failure_keys
+    return failure_keys(res)
+
+
+def default_out(log: str) -> str:
+    p = Path(log)
+    stem = p.name[:-len(".fadlog")] if p.name.endswith(".fadlog") else p.stem
+    return str(p.with_name(f"{stem}.min.fadlog"))
+
+
+def unused_path(path: str) -> str:
+    """`path` itself if free, else `<stem>-2<suffix>`, `-3`, ... (never overwrite)."""
+    p = Path(path)
+    if not p.exists() and not Path(str(p) + ".partial").exists():
+        return str(p)
+    name = p.name
+    stem, suffix = (name[:-len(".fadlog")], ".fadlog") if name.endswith(".fadlog") else (p.stem, p.suffix)
+    n = 2
+    while True:
+        q = p.with_name(f"{stem}-{n}{suffix}")
+        if not q.exists() and not Path(str(q) + ".partial").exists():
+            return str(q)
+        n += 1
+
+
+class _Shrinker:
+    def __init__(self, sc: Scenario, target: str, max_runs: int) -> None:
+        self.sc = sc
+        self.target = target
+        self.max_runs = max_runs
+        self.runs = 0
+
+    def test(self, rules: Sequence[tuple[MsgId, MsgId]]
+             ) -> tuple[bool, DeviationStrategy, sim.RunResult]:
+        self.runs += 1
+        strat = DeviationStrategy(rules)
+        res = sim.run(self.sc, strategy=strat)
+        return self.target in _keys(res), strat, res
+
+    def shrink(self, rules: list[tuple[MsgId, MsgId]], events: int
+               ) -> tuple[list[tuple[MsgId, MsgId]], DeviationStrategy | None, sim.RunResult | None]:
+        best: list[tuple[MsgId, MsgId]] = list(rules)
+        best_strat: DeviationStrategy | None = None
+        best_res: sim.RunResult | None = None
+        best_size = (len(best), events)
+
+        def attempt(cand: list[tuple[MsgId, MsgId]]) -> bool:
+            nonlocal best, best_strat, best_res, best_size
+            if self.runs >= self.max_runs:
+                return False
+            ok, strat, res = self.test(cand)
+            size = (len(strat.devs), res.events)
+            if ok and size < best_size:
+                best = [(d.fwd, d.over) for d in strat.devs]
+                best_strat, best_res, best_size = strat, res, size
+                return True
+            return False
+
+        # 0: FIFO alone (no deviation at all)
+        if best and attempt([]):
+            return best, best_strat, best_res
+        # 1: ddmin (remove complements of chunks)
+        n = 2
+        while len(best) >= 2 and self.runs < self.max_runs:
+            size = max(1, len(best) // n)
+            chunks = [best[i:i + size] for i in range(0, len(best), size)]
+            progressed = False
+            for k in range(len(chunks)):
+                cand = [r for c_i, c in enumerate(chunks) if c_i != k for r in c]
+                if attempt(cand):
+                    n = max(n - 1, 2)
+                    progressed = True
+                    break
+            if not progressed:
+                if n >= len(best):
+                    break
+                n = min(len(best), 2 * n)
+        # 2: single removals to a fixpoint (1-minimal)
+        changed = True
+        while changed and self.runs < self.max_runs:
+            changed = False
+            for k in range(len(best)):
+                if attempt(best[:k] + best[k + 1:]):
+                    changed = True
+                    break
+        return best, best_strat, best_res
+
+
+def story_lines(devs: Sequence[Deviation]) -> list[str]:
+    """The decisions that matter, grouped by the message they held back."""
+    out: list[str] = []
+    i = 0
+    while i < len(devs):
+        j = i
+        while j + 1 < len(devs) and devs[j + 1].over == devs[i].over:
+            j += 1
+        if j == i:
+            out.append(devs[i].line())
+        else:
+            first, last = devs[i], devs[j]
+            os_, od, _ = first.over
+            out.append(f"#{first.step}..#{last.step}: {od} received {first.over_text} from "
+                       f"{os_} only after {j - i + 1} other deliveries went first; the last: "
+                       f"#{last.step} {last.fwd[1]} received {last.fwd_text} from {last.fwd[0]}")
+        i = j + 1
+    return out
+
+
+def minimize(path: str, out: str | None = None, *, max_runs: int = 5000) -> MinimizeResult:
+    """Minimize the failing log at `path` (see the module docstring)."""
+    from events.logfile import LogFormatError
+    from replay.explore import failure_of
+    from replay.replayer import record, replay
+    from replay.runtime import Divergence
+    try:
+        res, lg = replay(path)
+    except Divergence as e:
+        raise MinimizeError(f"{path}: does not replay (diverges at event #{e.seq}: {e.why})") \
+            from None
+    except FileNotFoundError:  # pragma: no cover - LogReader reports it as LogFormatError
+        raise LogFormatError(str(path), -1, "no such file") from None
+    result = MinimizeResult(str(path), failed=not res.ok, original_events=res.events)
+    f = failure_of(res)
+    if f is None:
+        return result
+    result.key, result.message = f[0], f[5]
+    sc = lg.scenario
+    order = [(r[2], r[3]) for r in lg.records]
+    probe = DeviationStrategy(forced=order)
+    sim.run(sc, strategy=probe)
+    result.original_deviations = len(probe.devs)
+    rules = [(d.fwd, d.over) for d in probe.devs]
+    sh = _Shrinker(sc, result.key, max_runs)
+    ok, strat, fres = sh.test(rules)
+    if not ok:  # pragma: no cover - applying every deviation reproduces the run
+        raise MinimizeError(f"{path}: re-applying the log's deviations from FIFO does not "
+                            "reproduce its failure")
+    best, bstrat, bres = sh.shrink(rules, fres.events)
+    if bstrat is None:
+        bstrat, bres = strat, fres
+    result.runs = sh.runs
+    result.deviations = bstrat.devs
+    result.events = bres.events
+    result.story = story_lines(bstrat.devs) or [
+        "no deviation needed: the FIFO (natural) order itself fails this way"]
+    dest = unused_path(out if out is not None else default_out(path))
+    rec = record(sc, dest, seed=lg.header.get("seed", 0), strategy=ForcedStrategy(bres.trace))
+    result.out = dest
+    result.reproduced = result.key in _keys(rec)
+    return result
