@@ -40,6 +40,8 @@ SEED_MUL = 1_000_003
 BATCH = 8
 #: executions a DPOR job performs before it exports its pending branches as new jobs
 LOCAL_BUDGET = 24
+#: random probes (besides the FIFO run) used to estimate the PCT step bound k
+PCT_PROBES = 8
 
 Progress = Callable[[int, int, int], None]
 
@@ -432,7 +434,11 @@ def explore(sc: Scenario | str, strategy: str = "random", schedules: int = 100, 
                 fifo = sim.run(sc)
                 channels = len(set(fifo.trace))
                 if steps is None:
-                    steps = max(1, fifo.events)
+                    # k must bound the run length: the FIFO run's event count, raised to
+                    # the longest of a few random probes (a crash shortens FIFO runs)
+                    probes = [sim.run(sc, seed=s, strategy=RandomStrategy(s)).events
+                              for s in (schedule_seed(seed, -1 - p) for p in range(PCT_PROBES))]
+                    steps = max(1, fifo.events, *probes)
                 p = PctStrategy.guarantee(channels, steps, pct_depth)
                 cum = 1.0 - (1.0 - p) ** schedules
                 result.pct = {"depth": pct_depth, "steps": steps, "channels": channels,

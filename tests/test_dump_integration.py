@@ -70,3 +70,12 @@ def test_inspect_cli_against_log(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fadumpsim.cli", "inspect", str(bad)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1
+
+
+def test_dump_dir_does_not_change_the_log(tmp_path):
+    from events.logfile import read_log
+    a = tmp_path / "a.fadlog"
+    b = tmp_path / "b.fadlog"
+    replayer.record(scenario.load("rfc-v6-story"), str(a), dump_dir=str(tmp_path / "d"))
+    replayer.record(scenario.load("rfc-v6-story"), str(b))
+    assert read_log(a)[1] == read_log(b)[1]

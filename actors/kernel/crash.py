@@ -146,16 +146,19 @@ class CrashMixin:
                     "of ranges no longer in the partition were skipped\n")
         self.saved_dumps.append(saved)
         self.dump_status = "saved"
-        stats = self.write_dump_file(saved)
+        self.write_dump_file(saved)  # host file only with --dump-dir: never changes the output
         if cmd["prog"] == "makedumpfile":
-            if stats is None:
-                stats = simulated_stats(saved, self.vmcore, ps)
-            out = makedumpfile_output(stats, cmd["path"])
+            out = makedumpfile_output(simulated_stats(saved, self.vmcore, ps), cmd["path"])
         return out, err, 0
 
 
 def simulated_stats(saved: dict[str, Any], vmcore: dict[str, Any], ps: int) -> Any:
-    """makedumpfile's counters for a dump that is judged but not written to the host."""
+    """makedumpfile's counters, from the simulation alone.
+
+    The command's output must not depend on whether --dump-dir writes a host file (the
+    log would then differ between a run and its replay), so "Write bytes" is the size of
+    the kept pages uncompressed, not what a host file happened to take.
+    """
     from fadumpsim.dumpfile import WriteStats
     loads = vmcore["loads"]
     total = sum(ld["end"] - ld["start"] for ld in loads) // ps
@@ -166,7 +169,7 @@ def simulated_stats(saved: dict[str, Any], vmcore: dict[str, Any], ps: int) -> A
     return WriteStats(path=saved["path"], format=saved["format"], dump_level=saved["level"],
                       compression=saved["compress"], page_size=ps,
                       max_mapnr=max(ld["end"] for ld in loads) // ps, pages_total=total,
-                      pages_written=kept, pages_excluded=excluded, bytes_written=0)
+                      pages_written=kept, pages_excluded=excluded, bytes_written=kept * ps)
 
 
 def makedumpfile_output(stats: Any, path: str) -> str:
