@@ -264,9 +264,8 @@ class LogWriter:
             self.abort({"error": repr(exc)})
 
 
-def _read_prefix(path: str, f: Any, max_record: int) -> tuple[dict, bytes]:
-    """Validate magic, version and header frame; return (header, their raw bytes)."""
-    head = f.read(PREFIX_SIZE + FRAME_HEADER_SIZE)
+def _check_prefix(path: str, head: bytes) -> None:
+    """Magic and format version: refuse a foreign file or another version by name."""
     if not head:
         raise LogFormatError(path, -1, "empty file, not a fadumpsim event log")
     if head[:len(MAGIC)] != MAGIC[:len(head)]:
@@ -278,6 +277,12 @@ def _read_prefix(path: str, f: Any, max_record: int) -> tuple[dict, bytes]:
         raise LogFormatError(
             path, -1, f"log format version {version} is not supported by this "
                       f"fadumpsim (reads version {FORMAT_VERSION})")
+
+
+def _read_prefix(path: str, f: Any, max_record: int) -> tuple[dict, bytes]:
+    """Validate magic, version and header frame; return (header, their raw bytes)."""
+    head = f.read(PREFIX_SIZE + FRAME_HEADER_SIZE)
+    _check_prefix(path, head)
     at = PREFIX_SIZE
     if len(head) < PREFIX_SIZE + FRAME_HEADER_SIZE:
         raise LogFormatError(path, at, "truncated header")
@@ -516,18 +521,7 @@ def iter_frames(path: str | os.PathLike[str], *, max_record: int = 64 * 1024 * 1
     """
     path = os.fspath(path)
     with _open(path) as f:
-        head = f.read(PREFIX_SIZE)
-        if not head:
-            raise LogFormatError(path, -1, "empty file, not a fadumpsim event log")
-        if head[:len(MAGIC)] != MAGIC[:len(head)]:
-            raise LogFormatError(path, -1, "not a fadumpsim event log")
-        if len(head) < PREFIX_SIZE:
-            raise LogFormatError(path, 0, "truncated file header")
-        (version,) = _VERSION.unpack_from(head, len(MAGIC))
-        if version != FORMAT_VERSION:
-            raise LogFormatError(
-                path, -1, f"log format version {version} is not supported by this "
-                          f"fadumpsim (reads version {FORMAT_VERSION})")
+        _check_prefix(path, f.read(PREFIX_SIZE))
         offset = PREFIX_SIZE
         while True:
             fh = f.read(FRAME_HEADER_SIZE)

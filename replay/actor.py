@@ -81,3 +81,35 @@ class SimActor:
     def snapshot(self) -> dict[str, Any]:
         """A msgpack-native view of the actor's state, for `state --at N` and checkers."""
         return {}
+
+
+class ActorTable:
+    """Name -> actor and name -> pykka ref, shared by the scheduled and the live system.
+
+    Both start actors the way pykka.Actor.start() does but keep a strong reference to
+    each object (to read its state after the run), and number events injected from
+    outside the same way, so that a live log replays in the scheduled runtime.
+    """
+
+    def __init__(self) -> None:
+        self.actors: dict[str, SimActor] = {}
+        self.refs: dict[str, Any] = {}
+        self._injected: dict[str, int] = {}
+
+    def _register(self, name: str, actor: Any) -> Any:
+        import pykka
+        ref = actor.actor_ref
+        pykka.ActorRegistry.register(ref)
+        self.actors[name] = actor
+        self.refs[name] = ref
+        return ref
+
+    def wire(self) -> None:
+        """Let every actor reach every other by name (after all are spawned)."""
+        for a in self.actors.values():
+            a.bind(self.refs)
+
+    def _inject_event(self, dst: str, type: str, payload: dict[str, Any], src: str) -> Event:
+        """An event from outside the actor system (cause 0), numbered per destination."""
+        self._injected[dst] = n = self._injected.get(dst, 0) + 1
+        return Event(src=src, dst=dst, type=type, payload=payload, chan_seq=n)

@@ -48,7 +48,7 @@ from typing import Any, Callable
 import pykka
 
 from events.envelope import Event
-from replay.actor import SimActor
+from replay.actor import ActorTable, SimActor
 from replay.runtime import ActorFailure, Divergence, Scheduler
 from replay.strategies import ForcedStrategy
 
@@ -212,7 +212,7 @@ def live_class(cls: type[SimActor]) -> type:
     return k
 
 
-class LiveSystem:
+class LiveSystem(ActorTable):
     """Spawn, wire and run SimActors as racing pykka threads, recording every delivery.
 
     Same interface as `Scheduler` for building (`spawn`, `wire`, `inject`), so
@@ -220,10 +220,8 @@ class LiveSystem:
     """
 
     def __init__(self, sink: Sink | None = None, *, max_events: int = 200_000) -> None:
+        super().__init__()
         self.recorder = Recorder(sink, max_events)
-        self.actors: dict[str, SimActor] = {}
-        self.refs: dict[str, pykka.ActorRef] = {}
-        self._injected: dict[str, int] = {}
         self._stopped = False
 
     @property
@@ -237,27 +235,16 @@ class LiveSystem:
 
     def spawn(self, cls: type[SimActor], name: str, *args: Any, **kwargs: Any) -> SimActor:
         """Start the domain class `cls` as a live pykka actor (own thread) named `name`."""
-        # What pykka.Actor.start() does, keeping a strong reference to the object
-        # (to read its state after the run) and giving its inbox the recorder
-        # before the thread can take anything from it.
+        # The inbox gets the recorder before the thread can take anything from it.
         actor = live_class(cls)(name, *args, **kwargs)
         actor.actor_inbox.recorder = self.recorder
-        ref = actor.actor_ref
-        pykka.ActorRegistry.register(ref)
+        self._register(name, actor)
         actor._start_actor_loop()
-        self.actors[name] = actor
-        self.refs[name] = ref
         return actor
-
-    def wire(self) -> None:
-        """Let every actor reach every other by name (after all are spawned)."""
-        for a in self.actors.values():
-            a.bind(self.refs)
 
     def inject(self, dst: str, type: str, payload: dict[str, Any], src: str = "sim") -> None:
         """An event from outside the actor system (cause 0), numbered like Scheduler.inject."""
-        self._injected[dst] = n = self._injected.get(dst, 0) + 1
-        self.refs[dst].tell(Event(src=src, dst=dst, type=type, payload=payload, chan_seq=n))
+        self.refs[dst].tell(self._inject_event(dst, type, payload, src))
 
     def run_until_quiescent(self, timeout: float | None = 60.0) -> int:
         """Wait until no message is queued or being handled; returns deliveries made.

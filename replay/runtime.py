@@ -18,7 +18,7 @@ import pykka
 from pykka._envelope import Envelope  # noqa: PLC2701 - pykka's documented extension point
 
 from events.envelope import Event
-from replay.actor import SimActor
+from replay.actor import ActorTable, SimActor
 from replay.strategies import Channel, FifoStrategy, Strategy
 
 Observer = Callable[["Scheduler", Event], None]
@@ -134,18 +134,17 @@ def scheduled_class(cls: type[SimActor]) -> type:
     return type(f"Scheduled{cls.__name__}", (cls, ScheduledActorBase), {})
 
 
-class Scheduler:
+class Scheduler(ActorTable):
     """Owns every inbox; delivers one event at a time in the order a strategy picks."""
 
     def __init__(self, strategy: Strategy | None = None, *, sink: Callable[[list], None] | None = None,
                  observers: Sequence[Observer] = (), max_events: int = 1_000_000) -> None:
+        super().__init__()
         self.strategy = strategy or FifoStrategy()
         self.sink = sink
         self.observers = list(observers)
         self.max_events = max_events
         self.channels: dict[Channel, deque[Event]] = {}
-        self.actors: dict[str, SimActor] = {}
-        self.refs: dict[str, pykka.ActorRef] = {}
         self.seq = 0
         self.now = 0
         self._send_order = 0
@@ -153,28 +152,18 @@ class Scheduler:
         self.current: Event | None = None
         self.failure: ActorFailure | None = None
         self.trace: list[Channel] = []
-        self._injected: dict[str, int] = {}
         self.on_deliver: Callable[[Event, Sequence[Channel]], None] | None = None
 
     # -- actors ------------------------------------------------------------------
     def spawn(self, cls: type[SimActor], name: str, *args: Any, **kwargs: Any) -> SimActor:
         """Start the domain class `cls` as a scheduled pykka actor named `name`."""
-        # What pykka.Actor.start() does, keeping a strong reference: there is no
-        # actor thread to keep the object alive, the scheduler does.
+        # There is no actor thread to keep the object alive: the scheduler does.
         actor = scheduled_class(cls)(name, *args, **kwargs)
-        ref = actor.actor_ref
-        pykka.ActorRegistry.register(ref)
-        actor._start_actor_loop()
         actor.actor_inbox.sched = self
         actor.actor_inbox.actor = actor
-        self.actors[name] = actor
-        self.refs[name] = ref
+        self._register(name, actor)
+        actor._start_actor_loop()
         return actor
-
-    def wire(self) -> None:
-        """Let every actor reach every other by name (after all are spawned)."""
-        for a in self.actors.values():
-            a.bind(self.refs)
 
     def stop(self) -> None:
         for ref in self.refs.values():
@@ -183,8 +172,7 @@ class Scheduler:
 
     def inject(self, dst: str, type: str, payload: dict[str, Any], src: str = "sim") -> None:
         """An event from outside the actor system (cause 0)."""
-        self._injected[dst] = n = self._injected.get(dst, 0) + 1
-        self._enqueue(Event(src=src, dst=dst, type=type, payload=payload, chan_seq=n))
+        self._enqueue(self._inject_event(dst, type, payload, src))
 
     # -- queues ------------------------------------------------------------------
     def _enqueue(self, ev: Event) -> None:
