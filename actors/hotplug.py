@@ -60,18 +60,19 @@ class Hotplug(OpActor):
     def _lock(self) -> Generator[Any, Any, None]:
         yield Call("kernel", "hp.lock", {}, "hp.locked")
 
-    def _unlock(self, op_id: str) -> None:
-        self.send("kernel", "hp.unlock", {"op": op_id})
+    def _unlock(self) -> Generator[Any, Any, None]:
+        """unlock_device_hotplug(), acknowledged: the hotplug->kernel channel is FIFO, so
+        every printk of the operation is in the kernel log before drmgr returns."""
+        yield Call("kernel", "hp.unlock", {}, "hp.unlocked")
 
     def remove_by_count(self, n: int) -> Generator[Any, Any, int]:
         """dlpar_memory_remove_by_count()."""
         yield from self._lock()
-        op = self._find_op()
         self.printk(f"Attempting to hot-remove {n} LMB(s)")
         r = yield Call("kernel", "hp.count_removable", {"want": n}, "hp.removable_count")
         if r["count"] < n:
             self.printk(f"Not enough LMBs available ({r['count']} of {n}) to satisfy request")
-            self._unlock(op)
+            yield from self._unlock()
             return -errno.EINVAL
         removed: list[int] = []
         lmb = 0
@@ -89,13 +90,13 @@ class Hotplug(OpActor):
             for l in removed:
                 yield Call("kernel", "hp.add_memory", {"lmb": l}, "hp.done")
                 self.in_transit.remove(l)
-            self._unlock(op)
+            yield from self._unlock()
             return -errno.EINVAL
         for l in removed:
             yield Call("firmware", "dlpar.release_drc", {"drc_index": DRC_BASE + l}, "dlpar.drc_result")
             self.in_transit.remove(l)
             self.printk(f"Memory at {l * self.machine.lmb_size:x} was hot-removed")
-        self._unlock(op)
+        yield from self._unlock()
         return 0
 
     def _remove_lmb(self, lmb: int) -> Generator[Any, Any, int]:
@@ -110,13 +111,12 @@ class Hotplug(OpActor):
     def remove_by_index(self, drc: int) -> Generator[Any, Any, int]:
         """dlpar_memory_remove_by_index()."""
         yield from self._lock()
-        op = self._find_op()
         self.printk(f"Attempting to hot-remove LMB, drc index {drc:x}")
         lmb = drc - DRC_BASE
         r = yield Call("kernel", "hp.is_removable", {"lmb": lmb, "exact": True}, "hp.removable")
         if r["why"] == "no such LMB":
             self.printk(f"Failed to find LMB, drc index {drc:x}")  # invalid index: -EINVAL
-            self._unlock(op)
+            yield from self._unlock()
             return -errno.EINVAL
         rc = -errno.EINVAL
         if r["removable"]:
@@ -128,19 +128,18 @@ class Hotplug(OpActor):
             self.printk(f"Memory at {base:x} was hot-removed")
         else:
             self.printk(f"Failed to hot-remove memory at {base:x}")
-        self._unlock(op)
+        yield from self._unlock()
         return rc
 
     def add_by_count(self, n: int) -> Generator[Any, Any, int]:
         """dlpar_memory_add_by_count()."""
         yield from self._lock()
-        op = self._find_op()
         self.printk(f"Attempting to hot-add {n} LMB(s)")
         t = yield Call("kernel", "hp.lmbs", {}, "hp.lmb_table")
         free = [f + i for f, c, a in t["lmbs"] if not a for i in range(c)]
         if len(free) < n:
             self.printk(f"Not enough LMBs available ({len(free)} of {n}) to satisfy request")
-            self._unlock(op)
+            yield from self._unlock()
             return -errno.EINVAL
         added: list[int] = []
         for lmb in free:
@@ -163,18 +162,13 @@ class Hotplug(OpActor):
                     yield Call("firmware", "dlpar.release_drc", {"drc_index": DRC_BASE + lmb},
                                "dlpar.drc_result")
                     self.in_transit.remove(lmb)
-            self._unlock(op)
+            yield from self._unlock()
             return -errno.EINVAL
         for lmb in added:
             self.printk(f"Memory at {lmb * self.machine.lmb_size:x} (drc index "
                         f"{DRC_BASE + lmb:x}) was hot-added")
-        self._unlock(op)
+        yield from self._unlock()
         return 0
-
-    def _find_op(self) -> str:
-        """The id of the op being advanced (the one that just received hp.locked)."""
-        cur = self._current
-        return cur.payload["op"]
 
     # -- udev -------------------------------------------------------------------------------------
     def on_uevent(self, ev: Event) -> None:

@@ -48,6 +48,7 @@ _t("dlpar.drc_result", "op drc_index rc", "firmware's answer to acquire/release"
 _t("hp.lock", "op", "lock_device_hotplug(): wait for the kernel's device-hotplug lock")
 _t("hp.locked", "op", "the device-hotplug lock is held by this operation")
 _t("hp.unlock", "op", "unlock_device_hotplug()")
+_t("hp.unlocked", "op", "the kernel released the device-hotplug lock (after every earlier printk)")
 _t("hp.lmbs", "op", "ask the kernel for its drmem LMB table (base, assigned, node)")
 _t("hp.lmb_table", "op lmbs", "the kernel's drmem LMB table: [[lmb, assigned], ...] runs")
 _t("hp.count_removable", "op want", "remove-by-count pre-check: count removable LMBs, up to `want`")

@@ -263,10 +263,7 @@ def _register_optional() -> None:
     """Commands that live in their own modules (kept out of the start-up path)."""
     from fadumpsim.cli_inspect import inspect_cmd
     cli.add_command(inspect_cmd, "inspect")
-    try:  # TEMP until cli_explore lands
-        from fadumpsim.cli_explore import explore_cmd, minimize_cmd
-    except ImportError:
-        return
+    from fadumpsim.cli_explore import explore_cmd, minimize_cmd
     cli.add_command(explore_cmd, "explore")
     cli.add_command(minimize_cmd, "minimize")
 

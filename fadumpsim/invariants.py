@@ -29,11 +29,11 @@ class Violation:
 class Checker:
     """Observer: call it with (scheduler, event) after each delivery."""
     violations: list[Violation] = field(default_factory=list)
-    armed: bool = False
-    armed_seq: int = 0
-    crash_seq: int = 0
-    crash_armed: bool = False
-    registered_at_crash: bool | None = None
+    #: successful script writes to fadump_registered: (seq of the kernel delivery that
+    #: completed the write, value). Judged in kernel order, not by when the script heard
+    #: back, so the verdict does not depend on orderings that commute (design note 5).
+    writes: list[tuple[int, str]] = field(default_factory=list)
+    crash_seq: int = 0          # the kernel delivery that crashed it (sysrq)
     _seen: set[str] = field(default_factory=set)
 
     def report(self, inv: str, msg: str, seq: int) -> None:
@@ -46,10 +46,8 @@ class Checker:
         t = ev.type
         if t == "cmd.result":
             self._script_write(actors.get(ev.dst), ev)
-        elif t == "rtas.os_term" and ev.dst == "firmware" and not self.crash_seq:
-            self.crash_seq = ev.seq
-            self.crash_armed = self.armed
-            self.registered_at_crash = bool(actors["kernel"].fw.dump_registered)
+        elif t == "rtas.os_term" and ev.src == "kernel" and not self.crash_seq:
+            self.crash_seq = ev.cause
         self._reserved_area(actors, ev)
         self._accounting(actors, ev)
 
@@ -61,11 +59,13 @@ class Checker:
         if ev.payload["exit"] != 0 or script.actor != "kernel":
             return
         cmd = parse_command(script.actor, r["command"])
-        if cmd["prog"] == "write" and cmd["file"] == "registered":
-            if cmd["value"].strip() == "1":
-                self.armed, self.armed_seq = True, ev.seq
-            elif cmd["value"].strip() == "0":
-                self.armed = False
+        if cmd["prog"] == "write" and cmd["file"] == "registered" and cmd["value"] in ("0", "1"):
+            self.writes.append((ev.cause, cmd["value"]))
+
+    def armed_at_crash(self) -> int:
+        """Seq of the script write that armed fadump before the crash, 0 if not armed."""
+        before = sorted(w for w in self.writes if w[0] < self.crash_seq)
+        return before[-1][0] if before and before[-1][1] == "1" else 0
 
     def _reserved_area(self, actors: dict[str, Any], ev: Event) -> None:
         fwa = actors["firmware"]
@@ -117,8 +117,9 @@ class Checker:
 
     # -- end of run --------------------------------------------------------------------------------
     def finish(self, verdict: dict[str, Any], dump_seq: int) -> None:
-        if self.crash_seq and self.crash_armed and verdict["status"] not in ("saved", "available"):
-            self.report("dump-armed", f"a script registered fadump (event #{self.armed_seq}) and "
+        armed = self.armed_at_crash() if self.crash_seq else 0
+        if armed and verdict["status"] not in ("saved", "available"):
+            self.report("dump-armed", f"a script registered fadump (event #{armed}) and "
                         f"never unregistered it, but the crash at event #{self.crash_seq} gave "
                         f"dump status {verdict['status']!r}", self.crash_seq)
         if verdict["status"] in ("saved", "available") and verdict["kernel_pages_lost"]:

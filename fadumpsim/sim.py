@@ -127,8 +127,9 @@ def collect(sc: Scenario, sched: Scheduler, checker: Checker, seed: int, strateg
     tr = [{"script": name, "command": r["command"], "stdout": r["stdout"], "stderr": r["stderr"],
            "exit": r["exit"]} for _seq, name, r in transcript]
     klog = [line for _s, _t, line in sorted(kernel.log + capture.log, key=lambda x: x[0])]
-    registered = checker.registered_at_crash if checker.registered_at_crash is not None \
-        else bool(kernel.fw.dump_registered if not capture.booted else capture.fw.dump_registered)
+    # a crashed kernel's state is frozen at the crash; without a crash, the end of the run
+    registered = bool(kernel.fw.dump_registered if kernel.crashed or not capture.booted
+                      else capture.fw.dump_registered)
     memtotal_mb = kernel.memtotal_after_boot >> 20
     res = RunResult(sc, seed, strategy, sched.seq, tr, klog,
                     [v.to_dict() for v in checker.violations], [], verdict, memtotal_mb,

@@ -6,14 +6,10 @@ of the sequence of picked channels, so a schedule is re-executed from scratch by
 forcing a prefix of choices and continuing with a fixed strategy (FIFO).
 
 Dependency (docs/explore.md "DPOR"):
-  two deliveries are dependent iff they touch a common *object*. The objects of a
-  delivery are its `dst` actor (design note 5) plus, for the deliveries whose order
-  the invariant checker observes across actors, the pseudo-object ``@checker``:
-  the `cmd.result` of a successful `echo 0|1 > fadump_registered` run by a kernel
-  script (it arms/disarms `dump-armed`) and `rtas.os_term` (the crash the checker
-  judges; it also reads the kernel's `dump_registered`, so it touches `kernel` too).
-  Without that extension `dump-armed` would depend on the order of deliveries that
-  the reduction treats as commuting.
+  two deliveries are dependent iff they touch a common *object*; the object of a
+  delivery is its `dst` actor (design note 5). The invariant checker judges
+  `dump-armed` in kernel order (by the `cause` of the write's reply and of the crash),
+  so no cross-actor observation breaks the commutation of independent deliveries.
 
 Happens-before: the transitive closure of send->deliver (`Event.cause` is the seq
 of the delivery during which the event was sent) and of per-object order
@@ -57,42 +53,20 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from actors.commands import CommandError, parse_command
 from events.envelope import Event
 from fadumpsim import sim
 from fadumpsim.scenario import Scenario
 from replay.coverage import PairRecorder
 from replay.strategies import Channel
 
-CHECKER = "@checker"
-
-
 # -- dependency objects ------------------------------------------------------------------
 class Objects:
-    """Which objects a delivery touches (see the module docstring)."""
+    """Which objects a delivery touches: its receiving actor (see the module docstring)."""
 
     def __init__(self, sc: Scenario) -> None:
-        arm: dict[str, set[int]] = {}
-        for s in sc.scripts:
-            if s.actor != "kernel":
-                continue
-            for i, c in enumerate(s.run):
-                try:
-                    cmd = parse_command("kernel", c)
-                except CommandError:  # pragma: no cover - the scenario loader refused it
-                    continue
-                if cmd.get("prog") == "write" and cmd.get("file") == "registered":
-                    arm.setdefault(s.name, set()).add(i)
-        self.arm = arm
         self._plain: dict[str, tuple[str, ...]] = {}
 
     def of(self, dst: str, type: str, payload: dict[str, Any]) -> tuple[str, ...]:
-        if type == "rtas.os_term":
-            return (dst, CHECKER, "kernel") if dst != "kernel" else (dst, CHECKER)
-        if type == "cmd.result":
-            idx = self.arm.get(dst)
-            if idx and payload.get("index") in idx:
-                return (dst, CHECKER)
         t = self._plain.get(dst)
         if t is None:
             t = self._plain[dst] = (dst,)

@@ -16,8 +16,9 @@ original run reproduces it exactly.
 Shrinking: delta debugging (ddmin) over the rule list, then single-rule removal to
 a fixpoint; a candidate is kept when the run still fails the same way (the same
 invariant, or the same failed expectation key, as the original's first failure)
-and it is smaller by (deviations, events). The result is 1-minimal: dropping any
-single remaining deviation makes the failure go away.
+and it is smaller by (deviations, events) -- never longer than the original run. The
+result is 1-minimal: dropping any single remaining deviation makes the failure go away
+(or the run longer than the original).
 
 The story lists the remaining decisions in kernel terms: which delivery was brought
 forward and which one it overtook; consecutive deviations that all overtake the
@@ -80,7 +81,7 @@ def summarize(type: str, p: dict[str, Any]) -> str:
         return f"udev.rebuild (initrd rebuild step {p.get('step')})"
     if type == "hp.printk":
         msg = str(p.get("msg", ""))
-        return f"hp.printk {msg[:60]!r}"
+        return f"hp.printk {msg[:90]!r}"
     if type == "lock.wake":
         return f"lock.wake ({p.get('lock')})"
     if type == "fw.boot":
@@ -249,7 +250,7 @@ class _Shrinker:
                 return False
             ok, strat, res = self.test(cand)
             size = (len(strat.devs), res.events)
-            if ok and size < best_size:
+            if ok and size < best_size and res.events <= events:
                 best = [(d.fwd, d.over) for d in strat.devs]
                 best_strat, best_res, best_size = strat, res, size
                 return True

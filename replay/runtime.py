@@ -10,9 +10,10 @@ drives the scheduler until the future is set, so a blocking ask does not deadloc
 """
 from __future__ import annotations
 
+import functools
 import traceback
 from collections import deque
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import pykka
 from pykka._envelope import Envelope  # noqa: PLC2701 - pykka's documented extension point
@@ -129,6 +130,7 @@ class ScheduledActorBase(pykka.Actor):
         return super().on_receive(message)
 
 
+@functools.cache
 def scheduled_class(cls: type[SimActor]) -> type:
     """The pykka actor class for a domain class in scheduled mode."""
     return type(f"Scheduled{cls.__name__}", (cls, ScheduledActorBase), {})

@@ -16,7 +16,7 @@ from actors.kernel.fadump import FadumpMixin
 from actors.kernel.fwdump import FwDump
 from actors.kernel.mm import BOOT_MISC, KERNEL_IMAGE, MEMMAP_SHIFT, RTAS_SIZE, KernelMM, OutOfMemory
 from actors.machine import KernelConfig, Machine
-from actors.ops import Acquire, OpActor
+from actors.ops import OpActor
 from actors.pagemap import PageMap
 from events.envelope import Event
 

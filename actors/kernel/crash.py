@@ -6,11 +6,10 @@ kernel never sees the production kernel's objects, only that payload.
 """
 from __future__ import annotations
 
-from typing import Any, Generator
+from typing import Any
 
 from actors.kernel.fwdump import (CPU_STATE_DATA, CRASH_INFO_MAGIC, ERROR_FLAG, REAL_MODE_REGION,
                                   section)
-from actors.pagemap import PageMap
 from actors import errno
 
 #: dump-level bit of each page class makedumpfile can exclude

@@ -61,6 +61,7 @@ class DlparMixin:
             op = self.ops[kop]
             op.waiting = ""
             self._advance(op, None)
+        self.send(ev.src, "hp.unlocked", {"op": ev.payload["op"]})
 
     def on_hp_printk(self, ev: Any) -> None:
         self.printk(ev.payload["msg"])

@@ -1,0 +1,173 @@
+"""Exploration throughput, parallel speed-up, time-to-bug per strategy, DPOR reduction.
+
+1. schedules/s of one worker on a three-script scenario (the udev reload window:
+   kdump registration, DLPAR hot-add, crash), random and exhaustive (target >= 200/s);
+   and the cost split: bare `sim.run` vs. exploration bookkeeping;
+2. speed-up with 2 worker processes (same schedules, same results);
+3. schedules needed to find the udev-window failure (dump-armed) with random, pct and
+   exhaustive, on the scenario as the issue states it (crash right after registration)
+   and with a crash script that first runs two `cat` commands;
+4. reduction of exhaustive search: DPOR classes vs. all interleavings (brute force) on
+   tiny scenarios (where brute force finishes, DPOR's classes are checked to be exactly
+   the distinct classes of all interleavings; "N+" = brute force stopped at N);
+5. with --profile: cProfile of the random exploration, top functions by own time.
+
+Run: python benchmarks/bench_explore.py [--quick] [--profile]
+"""
+from __future__ import annotations
+
+import cProfile
+import os
+import pstats
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from fadumpsim import sim  # noqa: E402
+from fadumpsim.scenario import Scenario, loads  # noqa: E402
+from replay import dpor  # noqa: E402
+from replay.explore import explore  # noqa: E402
+from replay.strategies import RandomStrategy  # noqa: E402
+
+CAT = "cat /sys/kernel/fadump_enabled"
+#: brute force stops here (3 scripts x 2 commands has far more interleavings)
+BRUTE_LIMIT = 20_000
+UDEV = """
+name = "udev window"
+[hotplug]
+udev_reload = true
+[[script]]
+name = "kdump"
+actor = "kernel"
+run = ["echo 1 > /sys/kernel/fadump_registered"]
+[[script]]
+name = "hotadd"
+actor = "hotplug"
+after = ["kdump"]
+run = ["drmgr -c mem -a -q 1"]
+[[script]]
+name = "crash"
+actor = "kernel"
+after = ["kdump"]
+run = [%s"echo c > /proc/sysrq-trigger"]
+[expect]
+dump = "available"
+"""
+
+
+def udev(cats: int) -> Scenario:
+    return loads(UDEV % (f'"{CAT}", ' * cats), f"<udev cats={cats}>")
+
+
+def tiny(n: int, cmds: int) -> Scenario:
+    return Scenario.build(f"{n}x{cmds}", script=[
+        {"name": f"s{k}", "actor": "kernel", "run": [CAT] * cmds} for k in range(n)])
+
+
+def reg_crash() -> Scenario:
+    return Scenario.build("reg||crash+save", script=[
+        {"name": "kdump", "actor": "kernel", "run": ["echo 1 > /sys/kernel/fadump_registered"]},
+        {"name": "crash", "actor": "kernel", "run": ["echo c > /proc/sysrq-trigger"]},
+        {"name": "save", "actor": "capture",
+         "run": ["makedumpfile -d 31 /proc/vmcore /var/crash/vmcore"]}])
+
+
+def row(*cols: object, widths: tuple[int, ...] = (44, 14, 14, 14)) -> str:
+    return "".join(str(c).ljust(w) for c, w in zip(cols, widths))
+
+
+def first_hit(sc: Scenario, strategy: str, seeds: range, limit: int) -> list[int | None]:
+    """Per seed, the schedule number of the first dump-armed failure (None: not found)."""
+    out = []
+
+    def stop_at_first(done: int, total: int, failures: int) -> None:
+        if failures:
+            raise KeyboardInterrupt  # explore() returns its partial result
+
+    for s in seeds:
+        r = explore(sc, strategy, schedules=limit, seed=s, progress=stop_at_first)
+        hits = [f.first_schedule for f in r.failures if f.invariant == "dump-armed"]
+        if r.failures and not hits:
+            r = explore(sc, strategy, schedules=limit, seed=s)
+            hits = [f.first_schedule for f in r.failures if f.invariant == "dump-armed"]
+        out.append(min(hits) if hits else None)
+    return out
+
+
+def fmt_hits(h: list[int | None], limit: int) -> str:
+    found = [x for x in h if x is not None]
+    if not found:
+        return f"none in {limit}"
+    med = statistics.median(found)
+    return f"median {med:g} ({len(found)}/{len(h)} seeds)"
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    n = 600 if quick else 2000
+    sc = udev(2)
+    print("1. throughput, one worker (udev window, 3 scripts)")
+    t = time.perf_counter()
+    for i in range(n // 4):
+        sim.run(sc, seed=i, strategy=RandomStrategy(i))
+    bare = (n // 4) / (time.perf_counter() - t)
+    r1 = explore(sc, "random", schedules=n, seed=0)
+    e1 = explore(sc, "exhaustive", schedules=n)
+    print(row("  bare sim.run (random strategy)", f"{bare:.0f}/s"))
+    print(row("  explore random", f"{r1.rate:.0f}/s", f"{r1.max_events} ev max"))
+    print(row("  explore exhaustive (DPOR)", f"{e1.rate:.0f}/s",
+              f"{e1.schedules} classes", "complete" if e1.complete else "limit"))
+
+    print("2. speed-up with 2 worker processes (spawn; includes start-up)")
+    r2 = explore(sc, "random", schedules=2 * n, seed=0, workers=2)
+    r1b = explore(sc, "random", schedules=2 * n, seed=0)
+    same = [(f.invariant, f.count) for f in r1b.failures] == \
+           [(f.invariant, f.count) for f in r2.failures]
+    print(row("  random, 1 worker", f"{r1b.rate:.0f}/s"))
+    print(row("  random, 2 workers", f"{r2.rate:.0f}/s", f"x{r2.rate / r1b.rate:.2f}",
+              f"same={same}"))
+    big = udev(2)
+    ex1 = explore(big, "exhaustive", schedules=2 * n)
+    ex2 = explore(big, "exhaustive", schedules=2 * n, workers=2)
+    same = (ex1.schedules, [(f.invariant, f.count) for f in ex1.failures]) == \
+           (ex2.schedules, [(f.invariant, f.count) for f in ex2.failures])
+    print(row("  exhaustive, 1 worker", f"{ex1.rate:.0f}/s"))
+    print(row("  exhaustive, 2 workers", f"{ex2.rate:.0f}/s", f"x{ex2.rate / ex1.rate:.2f}",
+              f"same={same}"))
+
+    print("3. schedules to the first dump-armed failure (udev window)")
+    seeds = range(3 if quick else 5)
+    for cats in (0, 2):
+        s = udev(cats)
+        lim = 1000 if quick else 3000
+        print(row(f"  crash after {cats} cat(s): random", fmt_hits(first_hit(s, "random", seeds,
+                                                                              lim), lim)))
+        print(row(f"  crash after {cats} cat(s): pct d=3", fmt_hits(first_hit(s, "pct", seeds,
+                                                                             lim), lim)))
+        ex = explore(s, "exhaustive", schedules=lim)
+        hits = [f.first_schedule for f in ex.failures if f.invariant == "dump-armed"]
+        print(row(f"  crash after {cats} cat(s): exhaustive", hits[0] if hits else f"none in {lim}",
+                  f"{ex.schedules} classes", "complete" if ex.complete else "limit"))
+
+    print("4. DPOR reduction vs. all interleavings (brute force)")
+    print(row("  scenario", "interleavings", "DPOR classes", "reduction"))
+    for s in (tiny(2, 1), tiny(2, 2), tiny(3, 1), tiny(3, 2), reg_crash()):
+        count, classes, fin = dpor.enumerate_all(s, limit=BRUTE_LIMIT)
+        r = explore(s, "exhaustive", schedules=100_000)
+        assert r.complete and (not fin or r.schedules == len(classes)), (s.name, r.schedules)
+        print(row(f"  {s.name}", f"{count}{'' if fin else '+'}", r.schedules,
+                  f"x{count / r.schedules:.0f}"))
+
+    if "--profile" in sys.argv:
+        print("5. profile: explore random, 1 worker")
+        prof = cProfile.Profile()
+        prof.enable()
+        explore(sc, "random", schedules=n // 2, seed=1)
+        prof.disable()
+        pstats.Stats(prof).sort_stats("tottime").print_stats(18)
+
+
+if __name__ == "__main__":
+    main()

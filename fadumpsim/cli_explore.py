@@ -1,0 +1,172 @@
+"""`fadumpsim explore` and `fadumpsim minimize` (registered by fadumpsim/cli.py).
+
+Module-level imports stay light (click only) so that `fadumpsim --help` is fast;
+the exploration engine, rich and dask are imported when a command runs.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def _input_error(msg: str) -> None:
+    click.echo(f"fadumpsim: {msg}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+class _Bar:
+    """A rich progress bar on stderr (only when stderr is a terminal)."""
+
+    def __init__(self, total: int, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+        self.progress = Progress(
+            TextColumn(label), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:>6.0f} sched/s"),
+            TextColumn("[red]{task.fields[failures]} failure(s)"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=True)
+        self.task = self.progress.add_task("explore", total=total, rate=0.0, failures=0)
+        import time
+        self._time = time.perf_counter
+        self.t0 = self._time()
+
+    def __enter__(self) -> "_Bar":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def __call__(self, done: int, total: int, failures: int) -> None:
+        dt = self._time() - self.t0
+        self.progress.update(self.task, completed=done, total=total,
+                             rate=done / dt if dt > 0 else 0.0, failures=failures)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("scenario")
+@click.option("--strategy", type=click.Choice(["random", "pct", "exhaustive"]), default="random",
+              show_default=True, help="How orderings are chosen.")
+@click.option("--schedules", type=click.IntRange(1), default=200, show_default=True,
+              help="How many schedules to run (exhaustive: at most).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Base seed: schedule i uses seed*1000003+i.")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Worker processes (or Dask workers with --scheduler local).")
+@click.option("--out", "out", type=click.Path(file_okay=False), default="explore-out",
+              show_default=True, help="Directory for one replayable log per distinct failure.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--depth", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="PCT bug depth d.")
+@click.option("--steps", type=click.IntRange(1), default=None,
+              help="PCT step bound k (default: estimated from a FIFO run and a few probes).")
+@click.option("--preemption-bound", type=click.IntRange(0), default=None,
+              help="Exhaustive: at most this many preemptions per schedule.")
+@click.option("--scheduler", "scheduler", default=None, metavar="ADDRESS",
+              help="Run on Dask: 'local' starts a LocalCluster of --workers processes, "
+                   "anything else is a scheduler address (tcp://host:8786).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the summary.")
+def explore_cmd(scenario: str, strategy: str, schedules: int, seed: int, workers: int, out: str,
+                as_json: bool, depth: int, steps: int | None, preemption_bound: int | None,
+                scheduler: str | None, quiet: bool) -> None:
+    """Search orderings of SCENARIO for invariant or expectation failures.
+
+    SCENARIO is a .toml file or a built-in scenario name. Each distinct failure is
+    saved once as a replayable log in --out (replay it with `fadumpsim replay`,
+    shrink it with `fadumpsim minimize`). Exit 0: no failure; 1: at least one
+    failure; 2: bad input. Ctrl-C stops cleanly and reports what was found so far.
+
+    \b
+    Examples:
+      fadumpsim explore udev-reload-window --strategy pct --schedules 500
+      fadumpsim explore my.toml --strategy exhaustive --schedules 5000 --workers 2
+      fadumpsim explore my.toml --scheduler local --workers 4 --json
+    """
+    from events.logfile import LogFormatError
+    from fadumpsim.scenario import ScenarioError, load
+    try:
+        sc = load(scenario)
+    except (ScenarioError, LogFormatError) as e:
+        _input_error(str(e))
+        return
+    from replay.explore import explore
+    show_bar = not quiet and not as_json and sys.stderr.isatty()
+    label = f"{strategy} {sc.name}"
+    kw: dict[str, Any] = dict(strategy=strategy, schedules=schedules, seed=seed, workers=workers,
+                              out=out, preemption_bound=preemption_bound, pct_depth=depth,
+                              pct_steps=steps, scheduler_address=scheduler)
+    try:
+        if show_bar:
+            with _Bar(schedules, label) as bar:
+                res = explore(sc, progress=bar, **kw)
+        else:
+            res = explore(sc, **kw)
+    except (ScenarioError, LogFormatError) as e:
+        _input_error(str(e))
+        return
+    except OSError as e:
+        if scheduler is not None:
+            _input_error(f"dask scheduler {scheduler}: {e}")
+        _input_error(f"{out}: {e}")
+        return
+    if as_json:
+        click.echo(json.dumps(res.to_json(), indent=2, default=str))
+    else:
+        for line in res.summary_lines():
+            click.echo(line)
+        if res.failures:
+            click.echo(f"next: fadumpsim minimize {res.failures[0].log}" if res.failures[0].log
+                       else "")
+    sys.exit(EXIT_FAIL if res.failures else EXIT_OK)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("log")
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the minimized log (default: LOG's stem + .min.fadlog; an "
+                   "existing file is never overwritten: a free name is picked).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def minimize_cmd(log: str, out: str | None, as_json: bool) -> None:
+    """Shrink the failing run in LOG to the fewest deviations from FIFO order.
+
+    The minimized run fails the same way (same invariant or expectation key) and is
+    written as a replayable log. Prints the story: the few "A happened before B"
+    decisions that make it fail. Exit 0: minimized; 1: LOG does not fail (nothing
+    to minimize); 2: bad input.
+    """
+    from events.logfile import LogFormatError
+    from fadumpsim.scenario import ScenarioError
+    from replay.minimize import MinimizeError, minimize
+    try:
+        res = minimize(log, out)
+    except (LogFormatError, ScenarioError, MinimizeError) as e:
+        _input_error(str(e))
+        return
+    except OSError as e:
+        _input_error(f"{log}: {e}")
+        return
+    if as_json:
+        click.echo(json.dumps(res.to_json(), indent=2, default=str))
+        sys.exit(EXIT_OK if res.failed else EXIT_FAIL)
+    if not res.failed:
+        click.echo(f"{log}: the run passes (no invariant or expectation fails): nothing to "
+                   "minimize")
+        sys.exit(EXIT_FAIL)
+    click.echo(f"failure: {res.key}: {res.message}")
+    click.echo(f"original: {res.original_events} events, {res.original_deviations} deviation(s) "
+               f"from FIFO order")
+    click.echo(f"minimized: {res.events} events, {len(res.deviations)} deviation(s) "
+               f"({res.runs} candidate runs)")
+    click.echo("story:")
+    for line in res.story:
+        click.echo(f"  {line}")
+    click.echo(f"written: {res.out}" + ("" if res.reproduced else
+                                       "  (WARNING: re-recording did not reproduce the failure)"))
+    sys.exit(EXIT_OK)

@@ -1,0 +1,364 @@
+"""Exploration (replay/explore.py, replay/dpor.py), minimization and ordering coverage.
+
+Real behaviour only: every test runs the simulator and checks what exploration finds,
+counts, saves and replays.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from events.logfile import LogReader
+from fadumpsim import sim
+from fadumpsim.cli_explore import explore_cmd, minimize_cmd
+from fadumpsim.scenario import Scenario, loads
+from replay import dpor
+from replay.coverage import OrderCoverage, run_pairs
+from replay.explore import explore, failure_of
+from replay.minimize import minimize
+from replay.replayer import load, record, replay
+from replay.strategies import ForcedStrategy, PctStrategy
+
+CAT = "cat /sys/kernel/fadump_enabled"
+
+
+def two_scripts(n_cmds: int = 2) -> Scenario:
+    return Scenario.build("two-scripts", script=[
+        {"name": "a", "actor": "kernel", "run": [CAT] * n_cmds},
+        {"name": "b", "actor": "kernel", "run": [CAT] * n_cmds}])
+
+
+# A kdump service registers; once it is done, a DLPAR hot-add and a crash race. The hot-add's
+# memory online uevent makes the 2018 udev rule run `echo 0`, rebuild the initrd (3 timer
+# steps) and `echo 1`: a crash inside that window finds fadump unregistered (dump-armed).
+# The crash script first reads fadump_enabled twice (as a test harness checks state before
+# pulling the trigger): without that, the crash's cmd.run is pending from the start and a
+# uniformly random scheduler rarely holds it back long enough (median ~150 schedules to the
+# first hit, vs ~12 with the two reads; see benchmarks/bench_explore.py), while PCT and
+# exhaustive search find the window quickly either way.
+UDEV = """
+name = "udev window"
+[hotplug]
+udev_reload = true
+[[script]]
+name = "kdump"
+actor = "kernel"
+run = ["echo 1 > /sys/kernel/fadump_registered"]
+[[script]]
+name = "hotadd"
+actor = "hotplug"
+after = ["kdump"]
+run = ["drmgr -c mem -a -q 1"]
+[[script]]
+name = "crash"
+actor = "kernel"
+after = ["kdump"]
+run = [%s"echo c > /proc/sysrq-trigger"]
+[expect]
+dump = "available"
+"""
+
+
+def udev(cats: int = 2) -> Scenario:
+    return loads(UDEV % (f'"{CAT}", ' * cats), "<udev>")
+
+
+# LMB 3 (256M LMBs: 768M..1G) lies inside the fadump reserved area of the default 8G machine.
+PROTECT = """
+name = "hotplug-protect"
+[kernel]
+revert = %s
+[[script]]
+name = "kdump"
+actor = "kernel"
+run = ["echo 1 > /sys/kernel/fadump_registered"]
+[[script]]
+name = "remove"
+actor = "hotplug"
+%s
+run = ["drmgr -c mem -r -s 0x80000003"]
+[[script]]
+name = "crash"
+actor = "kernel"
+after = ["kdump", "remove"]
+run = ["echo c > /proc/sysrq-trigger"]
+[[script]]
+name = "save"
+actor = "capture"
+run = ["makedumpfile -d 31 /proc/vmcore /var/crash/vmcore"]
+"""
+
+
+def protect(revert: bool, concurrent: bool = False) -> Scenario:
+    return loads(PROTECT % ('["hotplug-protect"]' if revert else "[]",
+                            "" if concurrent else 'after = ["kdump"]'), "<protect>")
+
+
+def keys(r) -> set[str]:
+    return {f.invariant for f in r.failures}
+
+
+def groups(r) -> list[tuple]:
+    return [(f.invariant, f.signature, f.count, f.first_schedule) for f in r.failures]
+
+
+def classes_of(sc: Scenario, traces) -> list[tuple]:
+    out = []
+    for tr in traces:
+        evs: list[tuple] = []
+        sim.run(sc, strategy=ForcedStrategy(tr), on_deliver=lambda ev, _c: evs.append(
+            (ev.src, ev.dst, ev.type, ev.chan_seq, ev.payload)))
+        out.append(dpor.class_key(sc, evs))
+    return out
+
+
+# -- exhaustive: counting ordering classes ---------------------------------------------------------
+def test_exhaustive_runs_exactly_the_ordering_classes_of_two_scripts():
+    """Two kernel scripts a and b, each running two `cat` commands.
+
+    Reasoning: deliveries are dependent only when they go to the same actor. Each script
+    receives only from the kernel, over one FIFO channel, so its deliveries never reorder.
+    The kernel receives fw.boot (before any script starts), then a1, a2 from channel a->kernel
+    and b1, b2 from b->kernel; a2 is sent only after a1's result came back, so the kernel
+    sees an interleaving of [a1, a2] with [b1, b2] that keeps each script's order. Any such
+    interleaving is possible (a script's pending command can wait arbitrarily), and they all
+    differ in the kernel's order, so there are C(4, 2) = 6 ordering classes. Everything else
+    (when each script receives its start or its results) commutes.
+    """
+    sc = two_scripts(2)
+    r = explore(sc, "exhaustive", schedules=1000)
+    assert r.complete and r.schedules == math.comb(4, 2) == 6 and r.blocked == 0
+    assert r.failures == [] and r.ok
+    # brute force: 252 interleavings of deliveries, but only 6 classes, the same 6
+    count, classes, finished = dpor.enumerate_all(sc)
+    assert finished and count == 252 and len(classes) == 6
+    job = dpor.run_job(sc, dpor.Job((), frozenset()), bound=None, local_budget=10**6,
+                       judge=failure_of, keep_traces=True)
+    found = classes_of(sc, [e.trace for e in job.executions])
+    assert len(set(found)) == len(found) == 6 and set(found) == classes
+
+
+def test_exhaustive_three_scripts_multinomial():
+    """Three scripts of two commands: 6!/(2!2!2!) = 90 orders of the kernel's six cmd.runs."""
+    sc = Scenario.build("three", script=[
+        {"name": n, "actor": "kernel", "run": [CAT] * 2} for n in ("a", "b", "c")])
+    r = explore(sc, "exhaustive", schedules=1000)
+    assert r.complete and r.schedules == 90
+
+
+def test_exhaustive_kernel_vs_firmware_script_finds_the_one_failing_order(tmp_path):
+    """A kdump registration vs a firmware fault injection (`inject rtas -1`).
+
+    The firmware receives the registration's RTAS call and the injection command from two
+    channels: two orders, hence two classes. Everything else is ordered by causality. Only
+    the order "injection first" fails the registration (exit 1 instead of the expected 0).
+    """
+    sc = Scenario.build("kernel-vs-firmware", script=[
+        {"name": "kdump", "actor": "kernel", "run": ["echo 1 > /sys/kernel/fadump_registered"]},
+        {"name": "inj", "actor": "firmware", "run": ["inject rtas -1"]}],
+        expect={"exit_codes": {"kdump": [0]}})
+    r = explore(sc, "exhaustive", schedules=100, out=str(tmp_path))
+    assert r.complete and r.schedules == 2
+    assert [(f.invariant, f.count) for f in r.failures] == [("expect:exit_codes.kdump", 1)]
+    res, _lg = replay(r.failures[0].log)
+    assert failure_of(res)[0] == "expect:exit_codes.kdump"
+    assert r.failures[0].reproduced is True
+
+
+def test_dpor_covers_every_class_of_registration_vs_crash_exactly_once():
+    """Registration racing a crash, with a capture script: the checker's `dump-armed` reads the
+    order of the script's result vs the crash, which DPOR treats as dependent (@checker)."""
+    sc = Scenario.build("reg-vs-crash", script=[
+        {"name": "kdump", "actor": "kernel", "run": ["echo 1 > /sys/kernel/fadump_registered"]},
+        {"name": "crash", "actor": "kernel", "run": ["echo c > /proc/sysrq-trigger"]},
+        {"name": "save", "actor": "capture",
+         "run": ["makedumpfile -d 31 /proc/vmcore /var/crash/vmcore"]}])
+    count, classes, finished = dpor.enumerate_all(sc)
+    job = dpor.run_job(sc, dpor.Job((), frozenset()), bound=None, local_budget=10**6,
+                       judge=failure_of, keep_traces=True)
+    found = classes_of(sc, [e.trace for e in job.executions if not e.blocked])
+    assert finished and count > 10 * len(classes)
+    assert sorted(found) == sorted(classes)          # each class exactly once
+    # every verdict a brute-force interleaving can produce is produced by some class
+    verdicts = {failure_of(sim.run(sc, strategy=ForcedStrategy(e.trace)))
+                for e in job.executions if not e.blocked}
+    assert any(v is None for v in verdicts)
+
+
+def test_preemption_bound_limits_the_search_and_says_so():
+    sc = two_scripts(2)
+    sizes = [explore(sc, "exhaustive", schedules=1000, preemption_bound=b) for b in (0, 1, 50)]
+    assert all(r.complete for r in sizes)
+    assert sizes[0].schedules <= sizes[1].schedules <= sizes[2].schedules == 6
+    assert "within the preemption bound 0" in sizes[0].complete_text()
+
+
+# -- the udev reload window -----------------------------------------------------------------------
+def test_udev_reload_window_found_replayed_and_minimized(tmp_path):
+    sc = udev()
+    rnd = explore(sc, "random", schedules=300, seed=0, out=str(tmp_path / "random"))
+    assert "dump-armed" in keys(rnd)
+    exh = explore(sc, "exhaustive", schedules=400, out=str(tmp_path / "exh"))
+    assert "dump-armed" in keys(exh)             # bounded by the number of schedules
+    pb = explore(sc, "exhaustive", schedules=2000, preemption_bound=1)
+    assert pb.complete and "dump-armed" in keys(pb)   # complete within 1 preemption
+    assert "within the preemption bound 1" in pb.complete_text()
+    g = next(f for f in exh.failures if f.invariant == "dump-armed")
+    assert Path(g.log).name == "dump-armed-1.fadlog" and g.reproduced
+    res, lg = replay(g.log)                      # the saved log replays to the same failure
+    assert failure_of(res)[0] == "dump-armed" and res.dump["status"] == "none"
+
+    g = next(f for f in rnd.failures if f.invariant == "dump-armed")
+    m = minimize(g.log)
+    assert m.failed and m.key == "dump-armed" and m.reproduced
+    assert m.out == str(tmp_path / "random" / "dump-armed-1.min.fadlog")
+    assert len(m.deviations) <= m.original_deviations
+    mres, mlg = replay(m.out)
+    assert "dump-armed" in {v["invariant"] for v in mres.violations}
+    assert len(mlg.records) <= len(load(g.log).records)
+    recs = mlg.records
+    echo0 = next(r[0] for r in recs if r[4] == "hp.sysfs_write" and r[7]["value"] == "0")
+    crash = next(r[0] for r in recs if r[4] == "rtas.os_term")
+    echo1 = next((r[0] for r in recs if r[4] == "hp.sysfs_write" and r[7]["value"] == "1"),
+                 math.inf)
+    assert echo0 < crash < echo1
+    # the story names the crash (or what it waited for) in kernel terms
+    text = "\n".join(m.story)
+    assert "#" in text and ("sysrq-trigger" in text or "script.done" in text
+                            or "fadump_enabled" in text)
+    # minimizing again never overwrites: a new name is picked
+    m2 = minimize(g.log)
+    assert m2.out.endswith("dump-armed-1.min-2.fadlog") and Path(m.out).exists()
+
+
+def test_pct_reports_its_guarantee():
+    sc = udev(0)
+    r = explore(sc, "pct", schedules=200, seed=1, pct_depth=3)
+    p = r.pct
+    assert p["per_run"] == pytest.approx(PctStrategy.guarantee(p["channels"], p["steps"], 3))
+    assert p["cumulative"] == pytest.approx(1 - (1 - p["per_run"]) ** 200)
+    assert p["steps"] >= sim.run(sc).events
+    assert "a bug of depth <= 3 would be found with probability >=" in p["text"]
+    assert "dump-armed" in keys(r)   # PCT finds the window even without the harness delay
+
+
+# -- hotplug-protect (RFC patch 4/4) ------------------------------------------------------------------
+def test_hotplug_protect_found_only_when_reverted(capsys):
+    bad = protect(revert=True)
+    for strategy in ("random", "exhaustive"):
+        r = explore(bad, strategy, schedules=60, seed=2)
+        assert keys(r) & {"reserved-area-intact", "dump-armed"}
+    good = explore(protect(revert=False), "exhaustive", schedules=2000)
+    assert good.complete and good.failures == []
+    rnd = explore(protect(revert=False), "random", schedules=100, seed=2)
+    assert rnd.failures == []
+    # Report (not assert) what happens when registration and hot-remove run concurrently.
+    conc = explore(protect(revert=False, concurrent=True), "exhaustive", schedules=2000)
+    with capsys.disabled():
+        print(f"\n[hotplug-protect, registration || hot-remove, full series] exhaustive: "
+              f"{conc.schedules} classes, complete={conc.complete}, failures: "
+              + ("; ".join(f"{f.invariant} x{f.count} ({f.signature})" for f in conc.failures)
+                 or "none"))
+
+
+# -- determinism across workers and backends ---------------------------------------------------------
+def test_two_worker_processes_find_the_same_failures_as_one():
+    sc = udev()
+    one = explore(sc, "random", schedules=40, seed=5)
+    two = explore(sc, "random", schedules=40, seed=5, workers=2)
+    assert two.backend == "processes"
+    assert groups(one) == groups(two) and one.schedules == two.schedules == 40
+    assert one.coverage.pairs == two.coverage.pairs
+    e1 = explore(protect(True, True), "exhaustive", schedules=150, local_budget=8)
+    e2 = explore(protect(True, True), "exhaustive", schedules=150, local_budget=8, workers=2)
+    assert groups(e1) == groups(e2) and e1.schedules == e2.schedules
+
+
+def test_dask_local_cluster_gives_the_same_failures():
+    pytest.importorskip("dask.distributed")
+    sc = udev()
+    serial = explore(sc, "random", schedules=10, seed=5)
+    dsk = explore(sc, "random", schedules=10, seed=5, workers=2, scheduler_address="local",
+                  dask_processes=False)
+    assert dsk.backend == "dask"
+    assert groups(serial) == groups(dsk)
+
+
+# -- saving, interrupting, progress ---------------------------------------------------------------
+def test_logs_are_never_overwritten_and_interrupt_keeps_them(tmp_path):
+    sc = protect(revert=True)
+    (tmp_path / "reserved-area-intact-1.fadlog").write_text("precious")
+    seen = []
+
+    def progress(done, total, failures):
+        seen.append((done, total, failures))
+        if done == 5:
+            raise KeyboardInterrupt
+
+    r = explore(sc, "random", schedules=50, seed=0, out=str(tmp_path), progress=progress)
+    assert r.interrupted and not r.complete and r.schedules == 5
+    assert seen[0] == (1, 50, 1)
+    assert (tmp_path / "reserved-area-intact-1.fadlog").read_text() == "precious"
+    assert r.failures[0].log == str(tmp_path / "reserved-area-intact-2.fadlog")
+    assert LogReader(r.failures[0].log).header["scenario"]["name"] == "hotplug-protect"
+
+
+# -- coverage ---------------------------------------------------------------------------------------------
+def test_ordering_coverage_pairs_and_gaps():
+    p1 = run_pairs([("k", "a"), ("k", "b"), ("f", "x"), ("k", "a")])
+    assert p1 == {("k", "a", "b"), ("k", "b", "a")}
+    cov = OrderCoverage()
+    cov.add(run_pairs([("k", "a"), ("k", "c")]))
+    assert cov.gaps() == [("k", "a", "c")]
+    cov.add(run_pairs([("k", "c"), ("k", "a")]))
+    assert cov.gaps() == [] and cov.both() == [("k", "a", "c")]
+    # in the two-script scenario the kernel sees cmd.run and fw.boot in one order only
+    r = explore(two_scripts(1), "exhaustive", schedules=10)
+    assert ("kernel", "fw.boot", "cmd.run") in r.coverage.gaps()
+
+
+# -- CLI -----------------------------------------------------------------------------------------------------
+def test_cli_explore_json_and_exit_codes(tmp_path):
+    f = tmp_path / "p.toml"
+    f.write_text(PROTECT % ('["hotplug-protect"]', 'after = ["kdump"]'))
+    out = tmp_path / "out"
+    r = CliRunner().invoke(explore_cmd, [str(f), "--strategy", "exhaustive", "--schedules", "200",
+                                         "--out", str(out), "--json"])
+    assert r.exit_code == 1, r.output
+    data = json.loads(r.stdout)
+    assert data["complete"] is True and data["schedules"] >= 1
+    assert {x["invariant"] for x in data["failures"]} == {"reserved-area-intact"}
+    assert all(Path(x["log"]).exists() for x in data["failures"])
+    assert "coverage_gaps" in data and "first_failure_at" in data and "rate" in data
+    f2 = tmp_path / "ok.toml"
+    f2.write_text(PROTECT % ("[]", 'after = ["kdump"]'))
+    r = CliRunner().invoke(explore_cmd, [str(f2), "--schedules", "5", "--out", str(out), "-q"])
+    assert r.exit_code == 0 and "no failure found" in r.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[[script]]\nname = "s"\nactor = "kernel"\nrun = ["reboot"]\n')
+    r = CliRunner().invoke(explore_cmd, [str(bad)])
+    assert r.exit_code == 2 and "bad.toml" in r.stderr and "Traceback" not in r.output
+
+
+def test_cli_minimize_exit_codes(tmp_path):
+    passing = tmp_path / "pass.fadlog"
+    record(two_scripts(1), str(passing))
+    r = CliRunner().invoke(minimize_cmd, [str(passing)])
+    assert r.exit_code == 1 and "nothing to minimize" in r.stdout
+    r = CliRunner().invoke(minimize_cmd, [str(tmp_path / "missing.fadlog")])
+    assert r.exit_code == 2 and "missing.fadlog" in r.stderr and "Traceback" not in r.output
+    junk = tmp_path / "junk.fadlog"
+    junk.write_bytes(b"not a log at all")
+    r = CliRunner().invoke(minimize_cmd, [str(junk)])
+    assert r.exit_code == 2 and "junk.fadlog" in r.stderr
+    failing = tmp_path / "fail.fadlog"
+    record(protect(revert=True), str(failing))
+    out = tmp_path / "min.fadlog"
+    r = CliRunner().invoke(minimize_cmd, [str(failing), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "story:" in r.stdout and str(out) in r.stdout and out.exists()
+    assert "no deviation needed" in r.stdout   # FIFO itself fails here
