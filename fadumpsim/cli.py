@@ -83,8 +83,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 @click.option("--dump-dir", type=click.Path(file_okay=False),
               help="Write files that makedumpfile/cp create under DIR.")
 @click.option("--quiet", "-q", is_flag=True, help="Only the verdict.")
+@click.option("--trace", type=click.Choice(["off", "console", "json"]), default=None,
+              help="Log every delivery with structlog to stderr (default: $FADUMPSIM_LOG or off).")
 def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
-        log_path: str | None, as_json: bool, dump_dir: str | None, quiet: bool) -> None:
+        log_path: str | None, as_json: bool, dump_dir: str | None, quiet: bool,
+        trace: str | None) -> None:
     """Run one scenario (a .toml file or a built-in name; default: rfc-v6-story).
 
     \b
@@ -103,12 +106,23 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
     if dump_dir:
         Path(dump_dir).mkdir(parents=True, exist_ok=True)
     strat = make_strategy(strategy, seed, depth=depth, steps=steps)
-    res = record(sc, str(path), seed=seed, strategy=strat, dump_dir=dump_dir)
+    res = record(sc, str(path), seed=seed, strategy=strat, dump_dir=dump_dir,
+                 observers=_tracing(trace, f"{sc.name}:{seed}:{strategy}"))
     if as_json:
         click.echo(json.dumps(res.to_json(), indent=2))
     else:
         print_run(res, quiet=quiet, color=_is_tty())
     sys.exit(EXIT_OK if res.ok else EXIT_FAIL)
+
+
+def _tracing(trace: str | None, run_id: str) -> list[Any]:
+    """structlog delivery logging on stderr, off unless asked (costs nothing when off)."""
+    from replay import tracing
+    if trace is None:
+        tracing.configure_from_env(stream=sys.stderr)
+    else:
+        tracing.configure(trace, stream=sys.stderr)
+    return tracing.observers(run_id)
 
 
 def _divergence_text(d: Any) -> str:

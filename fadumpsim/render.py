@@ -91,6 +91,10 @@ def verdict_lines(res: Any) -> list[str]:
     out.append(f"dump: {d['status']}; kernel pages lost {d['kernel_pages_lost']}, "
                f"user pages lost {d['user_pages_lost']}; fadump_registered at crash/end: "
                f"{int(res.registered)}; MemTotal after boot {res.memtotal_mb} MB")
+    if "level" in d:
+        out.append(f"  at dump level {d['level']}: kernel pages {d['kernel_pages_captured']}/"
+                   f"{d['kernel_pages_expected']} captured, user pages {d['user_pages_captured']}/"
+                   f"{d['user_pages_expected']} captured")
     for e in res.expectations:
         mark = "ok  " if e["ok"] else "FAIL"
         out.append(f"  [{mark}] expect {e['key']}: expected {e['expected']!r}, actual {e['actual']!r}")

@@ -60,7 +60,7 @@ class RunResult:
             "scenario": self.scenario.name, "seed": self.seed, "strategy": self.strategy,
             "events": self.events, "outcome": "pass" if self.ok else "fail",
             "expectations": self.expectations, "violations": self.violations,
-            "dump": {k: self.dump[k] for k in ("status", "kernel_pages_lost", "user_pages_lost")},
+            "dump": dict(self.dump),
             "memtotal_mb": self.memtotal_mb, "registered": self.registered,
             "transcript": self.transcript, "kernel_log": self.kernel_log, "log": self.log,
             "failure": self.failure,

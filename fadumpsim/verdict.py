@@ -21,23 +21,26 @@ def dump_status(kernel: Any, capture: Any) -> str:
     return capture.dump_status
 
 
-def pages_lost(truth: PageMap, kept: list[list[Any]], level: int, ps: int) -> dict[str, int]:
-    """Wanted truth pages (kernel, user) whose dump content is missing or wrong."""
+def page_counts(truth: PageMap, kept: list[list[Any]], level: int, ps: int) -> dict[str, int]:
+    """Kernel and user pages the dump should hold at `level` (expected), holds with the
+    right content (captured), and the difference (lost): missing or wrong content."""
     dump = PageMap(ps)
     for a, b, k, t, base in kept:
         dump.assign(a, b, k, t, base)
-    lost = {"kernel": 0, "user": 0}
+    out = {f"{k}_pages_{w}": 0 for k in ("kernel", "user") for w in ("expected", "captured", "lost")}
     for s, e, k, t, b in truth.all():
-        if k not in lost:
+        if k not in ("kernel", "user"):
             continue
         if level & LEVEL_BIT.get(page_class_for_dump(k, t), 0):
-            continue
+            continue  # filtered out on purpose: not lost
         good = 0
         for ds, de, dk, dt, db in dump.pieces(s, e):
             if dt == t and db == b + (ds - s) // ps:
                 good += de - ds
-        lost[k] += (e - s - good) // ps
-    return lost
+        out[f"{k}_pages_expected"] += (e - s) // ps
+        out[f"{k}_pages_captured"] += good // ps
+        out[f"{k}_pages_lost"] += (e - s - good) // ps
+    return out
 
 
 def judge(kernel: Any, capture: Any) -> dict[str, Any]:
@@ -49,12 +52,10 @@ def judge(kernel: Any, capture: Any) -> dict[str, Any]:
     if status == "saved":
         d = capture.saved_dumps[-1]
         kept, level = d["kept"], d["level"]
-        out["level"] = level
         out["path"] = d["path"]
     else:
         kept, _ex, _un = capture.vmcore_pages(0, capture.last_vmcore)
         level = 0
-    lost = pages_lost(kernel.crash_truth, kept, level, ps)
-    out["kernel_pages_lost"] = lost["kernel"]
-    out["user_pages_lost"] = lost["user"]
+    out["level"] = level
+    out.update(page_counts(kernel.crash_truth, kept, level, ps))
     return out
