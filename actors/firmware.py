@@ -115,9 +115,6 @@ class Firmware(SimActor):
             return 0
         return -3
 
-    def on_rtas_inject(self, ev: Event) -> None:  # pragma: no cover - via scripts
-        pass
-
     # -- DLPAR -------------------------------------------------------------------------------------
     def on_dlpar_acquire_drc(self, ev: Event) -> None:
         idx = ev.payload["drc_index"]

@@ -39,7 +39,6 @@ _t("fw.boot", "dt ram boot", "firmware boots a kernel: device tree, RAM content 
 _t("rtas.configure_kernel_dump", "op cmd fdm", "RTAS ibm,configure-kernel-dump REGISTER(1)/UNREGISTER(2)/INVALIDATE(3)")
 _t("rtas.return", "op status", "the RTAS call's return code")
 _t("rtas.os_term", "ram crash", "ibm,os-term after a crash: RAM content and crash info travel to firmware")
-_t("rtas.inject", "what args", "fault injection into the firmware")
 
 # --- DLPAR (hotplug manager <-> firmware / kernel) ------------------------------------
 _t("dlpar.acquire_drc", "op drc_index", "hotplug manager asks firmware to assign an LMB to the partition")

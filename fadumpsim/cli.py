@@ -209,8 +209,6 @@ def diff(log_a: str, log_b: str, context: int) -> None:
     from fadumpsim.render import timeline_text
     ha, ra, ea = _read(log_a)
     hb, rb, eb = _read(log_b)
-    for h, name in ((ha, log_a), (hb, log_b)):
-        _ = h, name
     if ha.get("scenario") != hb.get("scenario"):
         click.echo("note: the two logs hold different scenarios", err=True)
     n = min(len(ra), len(rb))

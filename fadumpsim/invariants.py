@@ -117,6 +117,8 @@ class Checker:
 
     # -- end of run --------------------------------------------------------------------------------
     def finish(self, verdict: dict[str, Any], dump_seq: int) -> None:
+        """Judge what can only be judged at the end; `dump_seq` is the delivery that saved
+        the dump (0 when it was only available)."""
         armed = self.armed_at_crash() if self.crash_seq else 0
         if armed and verdict["status"] not in ("saved", "available"):
             self.report("dump-armed", f"a script registered fadump (event #{armed}) and "

@@ -117,7 +117,7 @@ def collect(sc: Scenario, sched: Scheduler, checker: Checker, seed: int, strateg
     a = sched.actors
     kernel, capture = a["kernel"], a["capture"]
     verdict = judge(kernel, capture)
-    dump_seq = 0
+    dump_seq = capture.saved_dumps[-1]["seq"] if verdict["status"] == "saved" else 0
     checker.finish(verdict, dump_seq)
     transcript = []
     for s in sc.scripts:

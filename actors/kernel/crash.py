@@ -128,7 +128,7 @@ class CrashMixin:
         level = cmd.get("level", 0) if cmd["prog"] == "makedumpfile" else 0
         kept, excluded, unreadable = self.vmcore_pages(level)
         ps = self.mm.ps
-        saved = {"path": cmd["path"], "tool": cmd["prog"], "level": level,
+        saved = {"seq": self._current.seq, "path": cmd["path"], "tool": cmd["prog"], "level": level,
                  "format": cmd.get("format", "elf"), "compress": cmd.get("compress", "none"),
                  "generation": self.vmcore["generation"], "kept": kept,
                  "excluded": excluded, "unreadable": unreadable}
