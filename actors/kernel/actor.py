@@ -14,7 +14,8 @@ from actors.kernel.crash import CrashMixin
 from actors.kernel.dlpar import DlparMixin
 from actors.kernel.fadump import FadumpMixin
 from actors.kernel.fwdump import FwDump
-from actors.kernel.mm import BOOT_MISC, KERNEL_IMAGE, MEMMAP_SHIFT, RTAS_SIZE, KernelMM, OutOfMemory
+from actors.kernel.mm import (BOOT_MISC, KERNEL_IMAGE, RTAS_SIZE, STRUCT_PAGE_SIZE, KernelMM,
+                              OutOfMemory)
 from actors.machine import KernelConfig, Machine
 from actors.ops import OpActor
 from actors.pagemap import PageMap
@@ -92,8 +93,8 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         for nid in range(m.nodes):
             lo, hi = m.node_range(nid)
             present = mm.pages.covered(lo, hi)
-            size = max(present >> MEMMAP_SHIFT, m.page_size) if m.page_size == 65536 else present >> 6
-            size = (size + m.page_size - 1) // m.page_size * m.page_size
+            size = present // m.page_size * STRUCT_PAGE_SIZE
+            size = max(m.page_size, (size + m.page_size - 1) // m.page_size * m.page_size)
             at = mm.memblock_alloc_top_down(size, lo, hi)
             mm.boot_reserve_kernel(at, at + size, f"kernel:memmap{nid}")
         self.fadump_init_reserved_mem()

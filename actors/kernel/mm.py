@@ -19,7 +19,7 @@ from actors.sizes import MB
 KERNEL_IMAGE = 32 * MB       # text, data, bss at physical 0
 RTAS_SIZE = 16 * MB          # instantiated by firmware at the top of the RMA
 BOOT_MISC = 2 * MB + 448 * 1024  # PACAs, emergency stacks, device tree, log buffer (in the RMA)
-MEMMAP_SHIFT = 10            # struct page (64 bytes) per 64K page: memory / 1024
+STRUCT_PAGE_SIZE = 64        # memmap: one struct page per page
 MIGRATE_BATCH_PAGES = 256    # NR_OFFLINE_AT_ONCE_PAGES: pages per migration batch
 
 MOVABLE_CLASSES = ("user", "cache")
@@ -105,20 +105,14 @@ class KernelMM:
         self.pages.assign(start, end, "reserved", tag, 0)
 
     def memblock_alloc_top_down(self, size: int, limit_lo: int, limit_hi: int) -> int:
-        """memblock_alloc_range() top-down: highest free, unreserved range that fits."""
+        """memblock_alloc_range() top-down: the highest free range that fits.
+
+        During boot every memblock reservation has a non-free class, so free pieces are
+        exactly the unreserved memory.
+        """
         for s, e, k, _t, _b in self.pages.pieces_reversed(limit_lo, limit_hi):
-            if k != "free":
-                continue
-            # carve around reservations inside the free piece
-            hi = e
-            for rs, re_ in sorted(self.reserved, reverse=True):
-                if rs >= hi or re_ <= s:
-                    continue
-                if hi - re_ >= size:
-                    break
-                hi = rs
-            if hi - s >= size and not self.is_region_reserved(hi - size, size):
-                return hi - size
+            if k == "free" and e - s >= size:
+                return e - size
         raise OutOfMemory(f"memblock: cannot allocate {size >> 20}MB")
 
     # -- statistics ------------------------------------------------------------------------
