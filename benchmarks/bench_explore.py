@@ -26,39 +26,14 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from fadumpsim import sim  # noqa: E402
-from fadumpsim.scenario import Scenario, loads  # noqa: E402
+from fadumpsim.scenario import Scenario  # noqa: E402
 from replay import dpor  # noqa: E402
+from tests.explore_scenarios import CAT, udev  # noqa: E402
 from replay.explore import explore  # noqa: E402
 from replay.strategies import RandomStrategy  # noqa: E402
 
-CAT = "cat /sys/kernel/fadump_enabled"
 #: brute force stops here (3 scripts x 2 commands has far more interleavings)
 BRUTE_LIMIT = 20_000
-UDEV = """
-name = "udev window"
-[hotplug]
-udev_reload = true
-[[script]]
-name = "kdump"
-actor = "kernel"
-run = ["echo 1 > /sys/kernel/fadump_registered"]
-[[script]]
-name = "hotadd"
-actor = "hotplug"
-after = ["kdump"]
-run = ["drmgr -c mem -a -q 1"]
-[[script]]
-name = "crash"
-actor = "kernel"
-after = ["kdump"]
-run = [%s"echo c > /proc/sysrq-trigger"]
-[expect]
-dump = "available"
-"""
-
-
-def udev(cats: int) -> Scenario:
-    return loads(UDEV % (f'"{CAT}", ' * cats), f"<udev cats={cats}>")
 
 
 def tiny(n: int, cmds: int) -> Scenario:

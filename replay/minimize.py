@@ -32,14 +32,12 @@ from typing import Any, Sequence
 
 from events.envelope import Event
 from fadumpsim import sim
+from fadumpsim.render import describe
 from fadumpsim.scenario import Scenario
 from replay.dpor import fifo_index
 from replay.strategies import Channel, ForcedStrategy
 
 MsgId = tuple[str, str, int]  # (src, dst, chan_seq)
-
-RTAS_CMDS = {1: "REGISTER", 2: "UNREGISTER", 3: "INVALIDATE"}
-DRC_BASE = 0x80000000
 
 
 class MinimizeError(Exception):
@@ -48,48 +46,6 @@ class MinimizeError(Exception):
 
 def msg_id(ev: Event) -> MsgId:
     return (ev.src, ev.dst, ev.chan_seq)
-
-
-def summarize(type: str, p: dict[str, Any]) -> str:
-    """An event type with the payload detail a kernel developer looks for."""
-    if type == "cmd.run":
-        return f"cmd.run {p.get('command', '')!r}"
-    if type == "cmd.result":
-        return f"cmd.result (exit {p.get('exit')})"
-    if type == "script.done":
-        return f"script.done ({p.get('script')} finished)"
-    if type == "rtas.configure_kernel_dump":
-        c = p.get("cmd")
-        return f"rtas.configure_kernel_dump (RTAS cmd {c} {RTAS_CMDS.get(c, '?')})"
-    if type == "rtas.return":
-        return f"rtas.return (status {p.get('status')})"
-    if type == "rtas.os_term":
-        return "rtas.os_term (crash)"
-    if type == "rtas.inject":
-        return f"rtas.inject {p.get('what')} {p.get('args')}"
-    if type == "hp.sysfs_write":
-        return f"hp.sysfs_write 'echo {p.get('value')} > {p.get('path')}'"
-    if type in ("hp.sysfs_result", "hp.offlined", "hp.done") and "rc" in p and "lmb" not in p:
-        return f"{type} (rc {p.get('rc')})"
-    if type.startswith("dlpar.") and "drc_index" in p:
-        lmb = p["drc_index"] - DRC_BASE
-        rc = f", rc {p['rc']}" if "rc" in p else ""
-        return f"{type} (LMB {lmb}{rc})"
-    if type == "uevent":
-        return f"uevent (memory{p.get('lmb')} {p.get('action')})"
-    if type == "udev.rebuild":
-        return f"udev.rebuild (initrd rebuild step {p.get('step')})"
-    if type == "hp.printk":
-        msg = str(p.get("msg", ""))
-        return f"hp.printk {msg[:90]!r}"
-    if type == "lock.wake":
-        return f"lock.wake ({p.get('lock')})"
-    if type == "fw.boot":
-        return f"fw.boot (boot {p.get('boot')})"
-    if "lmb" in p:
-        rc = f", rc {p['rc']}" if "rc" in p else ""
-        return f"{type} (LMB {p['lmb']}{rc})"
-    return type
 
 
 @dataclass
@@ -166,8 +122,8 @@ class DeviationStrategy:
         if i != f:
             h, o = heads[i], heads[f]
             self.devs.append(Deviation(step, msg_id(h), msg_id(o), h.type,
-                                       summarize(h.type, h.payload), o.type,
-                                       summarize(o.type, o.payload)))
+                                       describe(h.type, h.payload), o.type,
+                                       describe(o.type, o.payload)))
         return i
 
 

@@ -23,7 +23,7 @@ from replay.minimize import minimize
 from replay.replayer import load, record, replay
 from replay.strategies import ForcedStrategy, PctStrategy
 
-CAT = "cat /sys/kernel/fadump_enabled"
+from tests.explore_scenarios import CAT, udev
 
 
 def two_scripts(n_cmds: int = 2) -> Scenario:
@@ -35,38 +35,6 @@ def two_scripts(n_cmds: int = 2) -> Scenario:
 # A kdump service registers; once it is done, a DLPAR hot-add and a crash race. The hot-add's
 # memory online uevent makes the 2018 udev rule run `echo 0`, rebuild the initrd (3 timer
 # steps) and `echo 1`: a crash inside that window finds fadump unregistered (dump-armed).
-# The crash script first reads fadump_enabled twice (as a test harness checks state before
-# pulling the trigger): without that, the crash's cmd.run is pending from the start and a
-# uniformly random scheduler rarely holds it back long enough (median ~150 schedules to the
-# first hit, vs ~12 with the two reads; see benchmarks/bench_explore.py), while PCT and
-# exhaustive search find the window quickly either way.
-UDEV = """
-name = "udev window"
-[hotplug]
-udev_reload = true
-[[script]]
-name = "kdump"
-actor = "kernel"
-run = ["echo 1 > /sys/kernel/fadump_registered"]
-[[script]]
-name = "hotadd"
-actor = "hotplug"
-after = ["kdump"]
-run = ["drmgr -c mem -a -q 1"]
-[[script]]
-name = "crash"
-actor = "kernel"
-after = ["kdump"]
-run = [%s"echo c > /proc/sysrq-trigger"]
-[expect]
-dump = "available"
-"""
-
-
-def udev(cats: int = 2) -> Scenario:
-    return loads(UDEV % (f'"{CAT}", ' * cats), "<udev>")
-
-
 # LMB 3 (256M LMBs: 768M..1G) lies inside the fadump reserved area of the default 8G machine.
 PROTECT = """
 name = "hotplug-protect"
