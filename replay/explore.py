@@ -63,12 +63,12 @@ def failure_of(res: sim.RunResult) -> tuple | None:
     if res.ok:
         return None
     invs = tuple(v["invariant"] for v in res.violations)
-    unexpected = [v["invariant"] for v in _unexpected(res)]
+    unexpected = res.unexpected_violations
     exp = tuple(e["key"] for e in res.expectations if not e["ok"])
     if res.failure:
         key = "actor-failure"
     elif unexpected:
-        key = unexpected[0]
+        key = unexpected[0]["invariant"]
     elif exp:
         key = "expect:" + exp[0]
     else:  # pragma: no cover - ok is False for one of the reasons above
@@ -77,24 +77,18 @@ def failure_of(res: sim.RunResult) -> tuple | None:
     sig = f"{'+'.join(invs) or '-'}|dump={status}|expect={'+'.join(exp) or '-'}"
     if res.failure:
         sig += "|actor-failure"
-    if res.failure:
         msg = res.failure
     elif unexpected:
-        msg = _unexpected(res)[0]["message"]
+        msg = unexpected[0]["message"]
     else:
         msg = "; ".join(f"{e['key']}: expected {e['expected']!r}, got {e['actual']!r}"
                         for e in res.expectations if not e["ok"])
     return (key, sig, invs, exp, status, msg)
 
 
-def _unexpected(res: sim.RunResult) -> list[dict[str, Any]]:
-    """Violations the scenario does not announce in `[expect] violations`."""
-    return list(getattr(res, "unexpected_violations", res.violations))
-
-
 def failure_keys(res: sim.RunResult) -> set[str]:
     """Every way a run fails: invariant names, ``expect:<key>``, ``actor-failure``."""
-    out = {v["invariant"] for v in _unexpected(res)}
+    out = {v["invariant"] for v in res.unexpected_violations}
     out |= {"expect:" + e["key"] for e in res.expectations if not e["ok"]}
     if res.failure:
         out.add("actor-failure")
