@@ -140,3 +140,33 @@ def test_random_runs_differ_by_seed_but_repeat():
     traces = {tuple(sim.run(sc, seed=s, strategy="random").trace) for s in range(6)}
     assert len(traces) > 1
     assert sim.run(sc, seed=2, strategy="random").trace == sim.run(sc, seed=2, strategy="random").trace
+
+
+def test_old_event_schema_is_refused_naming_both_versions(tmp_path):
+    from events.logfile import LogFormatError, LogWriter
+    p, q = tmp_path / "a.fadlog", tmp_path / "old.fadlog"
+    replayer.record(scenario.load("double-registration"), str(p))
+    header, recs, trailer, _err = read_log(p)
+    header = dict(header)
+    header.pop("format_version")
+    header["event_schema"] = dict(header["event_schema"], **{"cmd.run": 0})
+    w = LogWriter(str(q), header)
+    for r in recs:
+        w.append(r)
+    w.close(trailer)
+    with pytest.raises(LogFormatError) as ei:
+        replayer.replay(str(q))
+    assert "'cmd.run' has schema version 0 in the log but version 1 in this fadumpsim" in str(ei.value)
+
+
+def test_makedumpfile_compression_without_binding_is_a_clear_error(run):
+    from fadumpsim.dumpfile import compression_available
+    if compression_available("lzo"):
+        pytest.skip("python-lzo is installed here")
+    res = run('name = "l"\n[[script]]\nname = "k"\nactor = "kernel"\n'
+              'run = ["echo 1 > /sys/kernel/fadump_registered", "echo c > /proc/sysrq-trigger"]\n'
+              '[[script]]\nname = "c"\nactor = "capture"\n'
+              'run = ["makedumpfile -l -d 31 /proc/vmcore /x", "makedumpfile -c -d 31 /proc/vmcore /x"]\n')
+    t = [x for x in res.transcript if x["script"] == "c"]
+    assert t[0]["exit"] == 1 and "lzo compression is not supported" in t[0]["stderr"]
+    assert t[1]["exit"] == 0
