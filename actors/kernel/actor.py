@@ -250,9 +250,9 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         snap.update(self.ops_snapshot())
         return snap
 
-    def write_dump_file(self, saved: dict[str, Any]) -> Any:
-        """The dump file's WriteStats when --dump-dir asks for files, else None."""
+    def write_dump_file(self, saved: dict[str, Any]) -> None:
+        """Write the saved dump under --dump-dir (a host side effect; no output depends on it)."""
         if self.dump_dir is None:
-            return None
+            return
         from actors.kernel.dumpwriter import write_saved_dump
-        return write_saved_dump(self, saved)
+        write_saved_dump(self, saved)

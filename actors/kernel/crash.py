@@ -147,7 +147,7 @@ class CrashMixin:
         self.dump_status = "saved"
         self.write_dump_file(saved)  # host file only with --dump-dir: never changes the output
         if cmd["prog"] == "makedumpfile":
-            out = makedumpfile_output(simulated_stats(saved, self.vmcore, ps), cmd["path"])
+            out = makedumpfile_output(simulated_stats(saved, self.vmcore, ps))
         return out, err, 0
 
 
@@ -171,11 +171,9 @@ def simulated_stats(saved: dict[str, Any], vmcore: dict[str, Any], ps: int) -> A
                       pages_written=kept, pages_excluded=excluded, bytes_written=kept * ps)
 
 
-def makedumpfile_output(stats: Any, path: str) -> str:
+def makedumpfile_output(stats: Any) -> str:
     """What makedumpfile prints on success (the report names the path in the capture kernel)."""
-    from dataclasses import replace
-
     from fadumpsim.dumpfile import makedumpfile_report
     lines = ["Copying data                                      : [100.0 %] |", ""]
-    lines += makedumpfile_report(replace(stats, path=path))
+    lines += makedumpfile_report(stats)
     return "\n".join(lines) + "\n"

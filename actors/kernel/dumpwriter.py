@@ -36,8 +36,8 @@ def vmcore_image(kernel: Any, vmcore: dict[str, Any]) -> Any:
                        cpus=cpus, crashing_cpu=max(vmcore["cpu"], 0), ranges=tuple(ranges))
 
 
-def write_saved_dump(kernel: Any, saved: dict[str, Any]) -> Any:
-    """Write what makedumpfile/cp saved under the run's --dump-dir; returns the WriteStats."""
+def write_saved_dump(kernel: Any, saved: dict[str, Any]) -> None:
+    """Write what makedumpfile/cp saved under the run's --dump-dir."""
     from fadumpsim.dumpfile import write_elf_vmcore, write_kdump_compressed
     target = Path(kernel.dump_dir) / saved["path"].lstrip("/")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -45,15 +45,14 @@ def write_saved_dump(kernel: Any, saved: dict[str, Any]) -> Any:
     image = vmcore_image(kernel, kernel.vmcore)
     try:
         if saved["tool"] == "cp" or saved["format"] == "elf":
-            stats = write_elf_vmcore(image, tmp, dump_level=saved["level"])
+            write_elf_vmcore(image, tmp, dump_level=saved["level"])
         else:
-            stats = write_kdump_compressed(image, tmp, dump_level=saved["level"],
-                                           compression=saved["compress"])
+            write_kdump_compressed(image, tmp, dump_level=saved["level"],
+                                   compression=saved["compress"])
         os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
-    return stats
 
 
 def truth_image(kernel: Any) -> Any:
