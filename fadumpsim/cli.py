@@ -1,4 +1,4 @@
-"""The `fadumpsim` command line (docs: README.md, contract in docs/contract.md).
+"""The `fadumpsim` command line (README.md; the public contract is ../shared/docs/contract.md).
 
 Exit status: 0 all good, 1 an expectation/invariant failed (or, for diff, the runs
 differ), 2 bad usage or bad input (one line on stderr, no traceback unless --debug),
@@ -39,14 +39,10 @@ def _load_scenario(spec: str | None) -> Any:
 
 def _default_log_path(sc: Any, spec: str | None) -> Path:
     """Beside the scenario file (or here for a built-in), never over an existing file."""
+    from replay.replayer import unused_path
     stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in sc.name)
     base = Path(spec).parent if spec and Path(spec).is_file() else Path(".")
-    p = base / f"{stem}.fadlog"
-    n = 1
-    while p.exists():
-        p = base / f"{stem}-{n}.fadlog"
-        n += 1
-    return p
+    return Path(unused_path(base / f"{stem}.fadlog"))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

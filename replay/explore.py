@@ -370,10 +370,11 @@ def _slug(key: str) -> str:
 
 def free_path(directory: str | os.PathLike[str], stem: str, suffix: str = ".fadlog") -> str:
     """`directory/stem-N.suffix` with the smallest N >= 1 naming no existing file."""
+    from replay.replayer import path_is_free
     d = Path(directory)
     for n in itertools.count(1):
         p = d / f"{stem}-{n}{suffix}"
-        if not p.exists() and not Path(str(p) + ".partial").exists():
+        if path_is_free(p):
             return str(p)
     raise AssertionError("unreachable")
 

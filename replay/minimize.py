@@ -164,21 +164,6 @@ def default_out(log: str) -> str:
     return str(p.with_name(f"{stem}.min.fadlog"))
 
 
-def unused_path(path: str) -> str:
-    """`path` itself if free, else `<stem>-2<suffix>`, `-3`, ... (never overwrite)."""
-    p = Path(path)
-    if not p.exists() and not Path(str(p) + ".partial").exists():
-        return str(p)
-    name = p.name
-    stem, suffix = (name[:-len(".fadlog")], ".fadlog") if name.endswith(".fadlog") else (p.stem, p.suffix)
-    n = 2
-    while True:
-        q = p.with_name(f"{stem}-{n}{suffix}")
-        if not q.exists() and not Path(str(q) + ".partial").exists():
-            return str(q)
-        n += 1
-
-
 class _Shrinker:
     def __init__(self, sc: Scenario, target: str, max_runs: int) -> None:
         self.sc = sc
@@ -266,7 +251,7 @@ def minimize(path: str, out: str | None = None, *, max_runs: int = 5000) -> Mini
     """Minimize the failing log at `path` (see the module docstring)."""
     from events.logfile import LogFormatError
     from replay.explore import failure_of
-    from replay.replayer import record, replay
+    from replay.replayer import record, replay, unused_path
     from replay.runtime import Divergence
     try:
         res, lg = replay(path)
@@ -299,7 +284,7 @@ def minimize(path: str, out: str | None = None, *, max_runs: int = 5000) -> Mini
     result.events = bres.events
     result.story = story_lines(bstrat.devs) or [
         "no deviation needed: the FIFO (natural) order itself fails this way"]
-    dest = unused_path(out if out is not None else default_out(path))
+    dest = unused_path(out if out is not None else default_out(path), first=2)
     rec = record(sc, dest, seed=lg.header.get("seed", 0), strategy=ForcedStrategy(bres.trace))
     result.out = dest
     result.reproduced = result.key in _keys(rec)

@@ -7,6 +7,7 @@ record; the first mismatch is a `Divergence` (CLI exit 3).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from events import types
@@ -15,6 +16,25 @@ from fadumpsim import sim
 from fadumpsim.scenario import Scenario, ScenarioError
 from replay.runtime import Divergence, Scheduler
 from replay.strategies import ForcedStrategy, Strategy, make_strategy
+
+
+def path_is_free(p: str | Path) -> bool:
+    """No file there, and no log being written there (its `.partial` sibling)."""
+    return not Path(p).exists() and not Path(str(p) + ".partial").exists()
+
+
+def unused_path(path: str | Path, first: int = 1) -> str:
+    """`path` itself if free, else `<stem>-N.fadlog` with the smallest free N >= `first`:
+    no command ever overwrites a log it picked the name of."""
+    p = Path(path)
+    if path_is_free(p):
+        return str(p)
+    name = p.name
+    stem, suffix = (name[:-len(".fadlog")], ".fadlog") if name.endswith(".fadlog") else (p.stem, p.suffix)
+    n = first
+    while not path_is_free(q := p.with_name(f"{stem}-{n}{suffix}")):
+        n += 1
+    return str(q)
 
 
 def record(sc: Scenario, path: str, *, seed: int = 0, strategy: str | Strategy = "fifo",
