@@ -10,7 +10,7 @@ import shlex
 from functools import lru_cache
 from typing import Any
 
-from actors.sizes import SizeError, parse_size
+from fadumpsim.actors.sizes import SizeError, parse_size
 
 REGISTERED = ("/sys/kernel/fadump_registered", "/sys/kernel/fadump/registered")
 ENABLED = ("/sys/kernel/fadump_enabled", "/sys/kernel/fadump/enabled")

@@ -11,14 +11,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from actors.kernel.fwdump import (CPU_STATE_DATA, DST_ERROR, ERROR_FLAG, HPTE_REGION, INVALIDATE,
+from fadumpsim.actors.kernel.fwdump import (CPU_STATE_DATA, DST_ERROR, ERROR_FLAG, HPTE_REGION, INVALIDATE,
                                   REGISTER, SRC_ERROR, UNREGISTER)
-from actors.lmbs import assigned_ranges, flag_runs
-from actors.machine import Machine
-from actors.pagemap import PageMap
-from actors.commands import parse_command
-from events.envelope import Event
-from replay.actor import SimActor
+from fadumpsim.actors.lmbs import assigned_ranges, flag_runs
+from fadumpsim.actors.machine import Machine
+from fadumpsim.actors.pagemap import PageMap
+from fadumpsim.actors.commands import parse_command
+from fadumpsim.events.envelope import Event
+from fadumpsim.replay.actor import SimActor
 
 CPU_STATE_PER_CPU = 0x400   # ibm,configure-kernel-dump-sizes: CPU state data per thread
 CPU_STATE_HEADER = 0x1000

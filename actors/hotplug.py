@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Generator
 
-from actors import errno
-from actors.commands import parse_command
-from actors.ops import Call, OpActor, Step
-from events.envelope import Event
+from fadumpsim.actors import errno
+from fadumpsim.actors.commands import parse_command
+from fadumpsim.actors.ops import Call, OpActor, Step
+from fadumpsim.events.envelope import Event
 
 DRC_BASE = 0x80000000
 PR = "pseries-hotplug-mem: "

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.sizes import MB, parse_size
+from fadumpsim.actors.sizes import MB, parse_size
 
 PROFILES = ("rfc-v6", "classic")
 RFC_PATCHES = ("zone-movable", "hole-message", "hotplug-protect")

@@ -14,8 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Generator
 
-from events.envelope import Event
-from replay.actor import SimActor
+from fadumpsim.events.envelope import Event
+from fadumpsim.replay.actor import SimActor
 
 
 @dataclass

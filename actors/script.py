@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.envelope import Event
-from replay.actor import SimActor
+from fadumpsim.events.envelope import Event
+from fadumpsim.replay.actor import SimActor
 
 
 class Script(SimActor):

@@ -27,10 +27,10 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from fadumpsim import sim  # noqa: E402
 from fadumpsim.scenario import Scenario  # noqa: E402
-from replay import dpor  # noqa: E402
+from fadumpsim.replay import dpor  # noqa: E402
 from tests.explore_scenarios import CAT, udev  # noqa: E402
-from replay.explore import explore  # noqa: E402
-from replay.strategies import RandomStrategy  # noqa: E402
+from fadumpsim.api import explore  # noqa: E402
+from fadumpsim.replay.strategies import RandomStrategy  # noqa: E402
 
 #: brute force stops here (3 scripts x 2 commands has far more interleavings)
 BRUTE_LIMIT = 20_000
@@ -129,7 +129,7 @@ def main() -> None:
     print("4. DPOR reduction vs. all interleavings (brute force)")
     print(row("  scenario", "interleavings", "DPOR classes", "reduction"))
     for s in (tiny(2, 1), tiny(2, 2), tiny(3, 1), tiny(3, 2), reg_crash()):
-        count, classes, fin = dpor.enumerate_all(s, limit=BRUTE_LIMIT)
+        count, classes, fin = dpor.enumerate_all(sim.system(s), limit=BRUTE_LIMIT)
         r = explore(s, "exhaustive", schedules=100_000)
         assert r.complete and (not fin or r.schedules == len(classes)), (s.name, r.schedules)
         print(row(f"  {s.name}", f"{count}{'' if fin else '+'}", r.schedules,

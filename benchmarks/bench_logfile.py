@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from events.logfile import LogReader, LogWriter  # noqa: E402
+from fadumpsim.events.logfile import LogReader, LogWriter  # noqa: E402
 
 _CMDS = ["echo 1 > /sys/kernel/fadump_registered", "cat /sys/kernel/fadump_enabled",
          "echo c > /proc/sysrq-trigger", "makedumpfile -d 31 /proc/vmcore /var/crash/vmcore"]

@@ -32,12 +32,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import pykka  # noqa: E402
 
-from events import types  # noqa: E402
-from events.logfile import LogReader, LogWriter  # noqa: E402
-from replay.actor import SimActor  # noqa: E402
-from replay.live import LiveSystem, replay_records  # noqa: E402
-from replay.runtime import Scheduler  # noqa: E402
-from replay.strategies import FifoStrategy  # noqa: E402
+from fadumpsim.events import types  # noqa: E402
+from fadumpsim.events.logfile import LogReader, LogWriter  # noqa: E402
+from fadumpsim.replay.actor import SimActor  # noqa: E402
+from fadumpsim.replay.live import LiveSystem, replay_records  # noqa: E402
+from fadumpsim.replay.runtime import Scheduler  # noqa: E402
+from fadumpsim.replay.strategies import FifoStrategy  # noqa: E402
 
 for _name in ("toy.start", "toy.ping", "toy.pong", "toy.peer"):
     if not types.known(_name):

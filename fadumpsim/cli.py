@@ -14,15 +14,7 @@ from typing import Any
 
 import click
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_DIVERGED = 0, 1, 2, 3
-
-
-class InputError(click.ClickException):
-    """Bad input: one line, exit 2."""
-    exit_code = EXIT_USAGE
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"fadumpsim: {self.message}", err=True)
+from fadumpsim.cli_common import EXIT_DIVERGED, EXIT_FAIL, EXIT_OK, EXIT_USAGE, InputError
 
 
 def _is_tty() -> bool:
@@ -39,7 +31,7 @@ def _load_scenario(spec: str | None) -> Any:
 
 def _default_log_path(sc: Any, spec: str | None) -> Path:
     """Beside the scenario file (or here for a built-in), never over an existing file."""
-    from replay.replayer import unused_path
+    from fadumpsim.replay.replayer import unused_path
     stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in sc.name)
     base = Path(spec).parent if spec and Path(spec).is_file() else Path(".")
     return Path(unused_path(base / f"{stem}.fadlog"))
@@ -91,8 +83,8 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
       fadumpsim run hotplug-protect-registered --log /tmp/x.fadlog
     """
     from fadumpsim.render import print_run
-    from replay.replayer import record
-    from replay.strategies import make_strategy
+    from fadumpsim.api import record
+    from fadumpsim.replay.strategies import make_strategy
     sc = _load_scenario(scenario)
     path = Path(log_path) if log_path else _default_log_path(sc, scenario)
     if log_path and path.exists():
@@ -113,7 +105,7 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
 
 def _tracing(trace: str | None, run_id: str) -> list[Any]:
     """structlog delivery logging on stderr, off unless asked (costs nothing when off)."""
-    from replay import tracing
+    from fadumpsim.replay import tracing
     if trace is None:
         tracing.configure_from_env(stream=sys.stderr)
     else:
@@ -135,10 +127,10 @@ def _divergence_text(d: Any) -> str:
 @click.option("--quiet", "-q", is_flag=True, help="Only the verdict.")
 def replay(log: str, as_json: bool, quiet: bool) -> None:
     """Re-execute LOG (the log alone suffices) and verify every event against it."""
-    from events.logfile import LogFormatError
+    from fadumpsim.events.logfile import LogFormatError
     from fadumpsim.render import print_run
-    from replay.replayer import replay as do_replay
-    from replay.runtime import Divergence
+    from fadumpsim.api import replay as do_replay
+    from fadumpsim.replay.runtime import Divergence
     try:
         res, lg = do_replay(log)
     except LogFormatError as e:
@@ -162,7 +154,7 @@ def replay(log: str, as_json: bool, quiet: bool) -> None:
 
 
 def _read(log: str) -> tuple[dict[str, Any], list[list[Any]], Any]:
-    from events.logfile import LogFormatError, LogReader
+    from fadumpsim.events.logfile import LogFormatError, LogReader
     try:
         r = LogReader(log)
     except LogFormatError as e:
@@ -238,9 +230,9 @@ def diff(log_a: str, log_b: str, context: int) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def state(log: str, at: int, actor: str | None, as_json: bool) -> None:
     """Every actor's state (or one actor's) right after event N of LOG."""
-    from events.logfile import LogFormatError
-    from replay.replayer import load, state_at
-    from replay.runtime import Divergence
+    from fadumpsim.events.logfile import LogFormatError
+    from fadumpsim.api import load, state_at
+    from fadumpsim.replay.runtime import Divergence
     try:
         lg = load(log)
     except LogFormatError as e:

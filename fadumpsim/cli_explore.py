@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+from fadumpsim.cli_common import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 
 
 def _input_error(msg: str) -> None:
@@ -89,14 +89,14 @@ def explore_cmd(scenario: str, strategy: str, schedules: int, seed: int, workers
       fadumpsim explore my.toml --strategy exhaustive --schedules 5000 --workers 2
       fadumpsim explore my.toml --scheduler local --workers 4 --json
     """
-    from events.logfile import LogFormatError
+    from fadumpsim.events.logfile import LogFormatError
     from fadumpsim.scenario import ScenarioError, load
     try:
         sc = load(scenario)
     except (ScenarioError, LogFormatError) as e:
         _input_error(str(e))
         return
-    from replay.explore import explore
+    from fadumpsim.api import explore
     show_bar = not quiet and not as_json and sys.stderr.isatty()
     label = f"{strategy} {sc.name}"
     kw: dict[str, Any] = dict(strategy=strategy, schedules=schedules, seed=seed, workers=workers,
@@ -141,9 +141,10 @@ def minimize_cmd(log: str, out: str | None, as_json: bool) -> None:
     decisions that make it fail. Exit 0: minimized; 1: LOG does not fail (nothing
     to minimize); 2: bad input.
     """
-    from events.logfile import LogFormatError
+    from fadumpsim.events.logfile import LogFormatError
     from fadumpsim.scenario import ScenarioError
-    from replay.minimize import MinimizeError, minimize
+    from fadumpsim.api import minimize
+    from fadumpsim.replay.minimize import MinimizeError
     try:
         res = minimize(log, out)
     except (LogFormatError, ScenarioError, MinimizeError) as e:

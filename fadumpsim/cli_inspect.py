@@ -18,14 +18,14 @@ def inspect_cmd(dumpfile: str, log: str | None) -> None:
       fadumpsim run --dump-dir out --log story.fadlog
       fadumpsim inspect out/var/crash/vmcore --log story.fadlog
     """
-    from fadumpsim.cli import InputError
+    from fadumpsim.cli_common import InputError
     from fadumpsim.dumpfile import DumpFormatError, inspect_dump, render_inspect
     truth = None
     if log is not None:
-        from actors.kernel.dumpwriter import truth_image
-        from events.logfile import LogFormatError
-        from replay.replayer import replay
-        from replay.runtime import Divergence
+        from fadumpsim.actors.kernel.dumpwriter import truth_image
+        from fadumpsim.events.logfile import LogFormatError
+        from fadumpsim.api import replay
+        from fadumpsim.replay.runtime import Divergence
         try:
             res, _lg = replay(log, keep_sched=True)
         except (LogFormatError, Divergence) as e:

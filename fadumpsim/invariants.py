@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.commands import parse_command
-from events.envelope import Event
+from fadumpsim.actors.commands import parse_command
+from fadumpsim.events.envelope import Event
 
 INVARIANTS = ("dump-armed", "kernel-data-captured", "reserved-area-intact", "accounting")
 

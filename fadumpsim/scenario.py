@@ -14,9 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from actors.commands import ACTORS, CommandError, parse_command
-from actors.machine import PROFILES, RFC_PATCHES, KernelConfig, Machine
-from actors.sizes import SizeError, parse_size
+from fadumpsim.actors.commands import ACTORS, CommandError, parse_command
+from fadumpsim.actors.machine import PROFILES, RFC_PATCHES, KernelConfig, Machine
+from fadumpsim.actors.sizes import SizeError, parse_size
 
 TOP_KEYS = ("name", "description", "profile", "machine", "kernel", "workload", "hotplug",
             "script", "expect")
@@ -258,7 +258,7 @@ DEFAULT_SCENARIO = "rfc-v6-story"
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.name[:-5] for p in resources.files("scenarios").iterdir()
+    return sorted(p.name[:-5] for p in resources.files("fadumpsim.scenarios").iterdir()
                   if p.name.endswith(".toml"))
 
 
@@ -275,7 +275,7 @@ def load(spec: str | None) -> Scenario:
         except (OSError, UnicodeDecodeError) as e:
             raise ScenarioError(f"{spec}: cannot read: {e}") from None
         return loads(text, str(spec))
-    res = resources.files("scenarios") / f"{spec}.toml"
+    res = resources.files("fadumpsim.scenarios") / f"{spec}.toml"
     if not res.is_file():
         raise ScenarioError(f"{spec}: no such scenario file or built-in scenario "
                             f"(built-in: {', '.join(builtin_names())})")

@@ -8,19 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from actors.firmware import Firmware
-from actors.hotplug import Hotplug
-from actors.kernel.actor import Kernel
-from actors.script import Script
-from events import types
-from events.envelope import Event
+from fadumpsim.actors.firmware import Firmware
+from fadumpsim.actors.hotplug import Hotplug
+from fadumpsim.actors.kernel.actor import Kernel
+from fadumpsim.actors.script import Script
+from fadumpsim.events import types
+from fadumpsim.events.envelope import Event
 from fadumpsim import __version__
 from fadumpsim.expect import evaluate
 from fadumpsim.invariants import Checker
 from fadumpsim.scenario import Scenario
 from fadumpsim.verdict import judge
-from replay.runtime import ActorFailure, Scheduler
-from replay.strategies import Channel, Strategy, make_strategy
+from fadumpsim.replay.runtime import ActorFailure, Scheduler
+from fadumpsim.replay.strategies import Channel, Strategy, make_strategy
 
 ACTOR_NAMES = ("firmware", "kernel", "hotplug", "capture")
 DEFAULT_MAX_EVENTS = 200_000
@@ -137,3 +137,56 @@ def collect(sc: Scenario, sched: Scheduler, checker: Checker, seed: int, strateg
                     sched=sched if keep_sched else None)
     res.expectations = evaluate(sc, res)
     return res
+
+
+@dataclass
+class ScenarioSystem:
+    """A scenario as a `replay.system.System`: what replay and exploration run.
+
+    The replay layer never imports this module; it is handed a ScenarioSystem and,
+    to rebuild one in a worker or from a log header, its `factory` (`system_from_data`).
+    """
+
+    scenario: Scenario
+    actor_names: tuple[str, ...] = ACTOR_NAMES
+    default_max_events: int = DEFAULT_MAX_EVENTS
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.scenario.data
+
+    @property
+    def source(self) -> str:
+        return self.scenario.source
+
+    @property
+    def factory(self) -> Callable[[dict[str, Any], str], "ScenarioSystem"]:
+        return system_from_data
+
+    def run(self, **kw: Any) -> RunResult:
+        if kw.get("max_events") is None:
+            kw.pop("max_events", None)
+        return run(self.scenario, **kw)
+
+    def build(self, sched: Any, dump_dir: str | None = None) -> None:
+        build(self.scenario, sched, dump_dir)
+
+    def log_header(self, seed: int, strategy: Strategy) -> dict[str, Any]:
+        return log_header(self.scenario, seed, strategy)
+
+    def describe(self, type: str, payload: dict[str, Any]) -> str:
+        from fadumpsim.render import describe
+        return describe(type, payload)
+
+
+def system_from_data(data: dict[str, Any], source: str) -> ScenarioSystem:
+    """The SystemFactory of fadump scenarios (top-level, so that it pickles)."""
+    return ScenarioSystem(Scenario(data, source=source))
+
+
+def system(sc: Scenario | ScenarioSystem) -> ScenarioSystem:
+    return sc if isinstance(sc, ScenarioSystem) else ScenarioSystem(sc)

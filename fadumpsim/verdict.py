@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.kernel.crash import LEVEL_BIT, page_class_for_dump
-from actors.pagemap import PageMap
+from fadumpsim.actors.kernel.crash import LEVEL_BIT, page_class_for_dump
+from fadumpsim.actors.pagemap import PageMap
 
 
 def dump_status(kernel: Any, capture: Any) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from events.envelope import Event
-from events.types import check_payload
+from fadumpsim.events.envelope import Event
+from fadumpsim.events.types import check_payload
 
 
 class SimActor:

@@ -53,17 +53,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from events.envelope import Event
-from fadumpsim import sim
-from fadumpsim.scenario import Scenario
-from replay.coverage import PairRecorder
-from replay.strategies import Channel
+from fadumpsim.events.envelope import Event
+from fadumpsim.replay.coverage import PairRecorder
+from fadumpsim.replay.strategies import Channel
+from fadumpsim.replay.system import System
 
 # -- dependency objects ------------------------------------------------------------------
 class Objects:
     """Which objects a delivery touches: its receiving actor (see the module docstring)."""
 
-    def __init__(self, sc: Scenario) -> None:
+    def __init__(self, system: System | None = None) -> None:
         self._plain: dict[str, tuple[str, ...]] = {}
 
     def of(self, dst: str, type: str, payload: dict[str, Any]) -> tuple[str, ...]:
@@ -360,10 +359,10 @@ class JobResult:
     pruned: int = 0
 
 
-def run_job(sc: Scenario, job: Job, *, bound: int | None, local_budget: int,
+def run_job(system: System, job: Job, *, bound: int | None, local_budget: int,
             judge: Any, coverage: bool = True, keep_traces: bool = False) -> JobResult:
     """Explore the subtree below `job.prefix` (see the module docstring)."""
-    objects = Objects(sc)
+    objects = Objects(system)
     L = len(job.prefix)
     path: list[Node] = []
     prefix: list[Channel] = list(job.prefix)
@@ -378,7 +377,7 @@ def run_job(sc: Scenario, job: Job, *, bound: int | None, local_budget: int,
         strat = DporStrategy(prefix, sleep, objects, bound, guide)
         pairs = PairRecorder() if coverage else None
         rec = Recorder(objects, pairs)
-        res = sim.run(sc, strategy=strat, on_deliver=rec)
+        res = system.run(strategy=strat, on_deliver=rec)
         trace = res.trace
         for k in range(len(path), len(strat.enabled)):
             ch = trace[k]
@@ -519,7 +518,7 @@ class _FirstStrategy:
         return 0
 
 
-def class_key(sc: Scenario, trace_events: Sequence[tuple[str, str, str, int, dict]],
+def class_key(system: System | None, trace_events: Sequence[tuple[str, str, str, int, dict]],
               objects: Objects | None = None) -> tuple:
     """The Mazurkiewicz class of an execution: per object, its sequence of messages.
 
@@ -527,7 +526,7 @@ def class_key(sc: Scenario, trace_events: Sequence[tuple[str, str, str, int, dic
     Two executions are equivalent (differ only by commuting independent
     deliveries) iff these per-object sequences are equal.
     """
-    objects = objects or Objects(sc)
+    objects = objects or Objects(system)
     per: dict[str, list] = {}
     for src, dst, typ, cs, payload in trace_events:
         for o in objects.of(dst, typ, payload):
@@ -535,9 +534,9 @@ def class_key(sc: Scenario, trace_events: Sequence[tuple[str, str, str, int, dic
     return tuple(sorted((o, tuple(v)) for o, v in per.items()))
 
 
-def enumerate_all(sc: Scenario, limit: int = 100_000) -> tuple[int, set[tuple], bool]:
+def enumerate_all(system: System, limit: int = 100_000) -> tuple[int, set[tuple], bool]:
     """Every interleaving by brute force: (count, set of class keys, finished within limit)."""
-    objects = Objects(sc)
+    objects = Objects(system)
     stack: list[tuple[list[Channel], int]] = [([], 0)]
     count = 0
     classes: set[tuple] = set()
@@ -545,11 +544,11 @@ def enumerate_all(sc: Scenario, limit: int = 100_000) -> tuple[int, set[tuple], 
         prefix, _ = stack.pop()
         strat = _FirstStrategy(prefix)
         evs: list[tuple] = []
-        res = sim.run(sc, strategy=strat,
+        res = system.run(strategy=strat,
                       on_deliver=lambda ev, _c: evs.append((ev.src, ev.dst, ev.type,
                                                             ev.chan_seq, ev.payload)))
         count += 1
-        classes.add(class_key(sc, evs, objects))
+        classes.add(class_key(system, evs, objects))
         if count >= limit:
             return count, classes, False
         trace = list(res.trace)

@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from fadumpsim import sim
-from fadumpsim.scenario import Scenario
-from replay.coverage import OrderCoverage, PairRecorder, describe_gap
-from replay.dpor import Execution, Job, JobResult, SharedNode, run_job
-from replay.strategies import ForcedStrategy, PctStrategy, RandomStrategy
+from fadumpsim.replay.coverage import OrderCoverage, PairRecorder, describe_gap
+from fadumpsim.replay.dpor import Execution, Job, JobResult, SharedNode, run_job
+from fadumpsim.replay.strategies import ForcedStrategy, PctStrategy, RandomStrategy
+from fadumpsim.replay.system import RunOutcome, System, SystemFactory
 
 STRATEGIES = ("random", "pct", "exhaustive")
 SEED_MUL = 1_000_003
@@ -52,7 +51,7 @@ def schedule_seed(seed: int, i: int) -> int:
 
 
 # -- judging one run ----------------------------------------------------------------------------
-def failure_of(res: sim.RunResult) -> tuple | None:
+def failure_of(res: RunOutcome) -> tuple | None:
     """None for a passing run, else (key, signature, invariants, expectation keys, dump, message).
 
     `key` is the first violated invariant the scenario does not expect (in the order
@@ -86,7 +85,7 @@ def failure_of(res: sim.RunResult) -> tuple | None:
     return (key, sig, invs, exp, status, msg)
 
 
-def failure_keys(res: sim.RunResult) -> set[str]:
+def failure_keys(res: RunOutcome) -> set[str]:
     """Every way a run fails: invariant names, ``expect:<key>``, ``actor-failure``."""
     out = {v["invariant"] for v in res.unexpected_violations}
     out |= {"expect:" + e["key"] for e in res.expectations if not e["ok"]}
@@ -133,6 +132,7 @@ class ExploreResult:
     elapsed: float = 0.0
     coverage: OrderCoverage = field(default_factory=OrderCoverage)
     pct: dict[str, Any] | None = None
+    actor_names: tuple[str, ...] = ()
     preemption_bound: int | None = None
     pruned: int = 0             # exhaustive: branches left out by the preemption bound
     out: str | None = None
@@ -206,7 +206,7 @@ class ExploreResult:
             lines.append(f"pct: {self.pct['text']}")
         # the four actors first (scripts only ever see start/done/result in causal order)
         gaps = sorted(self.coverage.gaps(),
-                      key=lambda g: (g[0] not in sim.ACTOR_NAMES, g))
+                      key=lambda g: (g[0] not in self.actor_names, g))
         lines.append(f"ordering coverage: {len(self.coverage.both())} type pair(s) seen in both "
                      f"orders, {len(gaps)} in one order only")
         for g in gaps[:12]:
@@ -217,20 +217,16 @@ class ExploreResult:
 
 
 # -- tasks (run in workers; top-level so that they pickle) ------------------------------------
-def _scenario(data: dict[str, Any], source: str) -> Scenario:
-    return Scenario(data, source=source)
-
-
-def sample_task(data: dict[str, Any], source: str, strategy: str, seed: int,
-                indices: Sequence[int], depth: int, steps: int) -> list[Execution]:
+def sample_task(factory: SystemFactory, data: dict[str, Any], source: str, strategy: str,
+                seed: int, indices: Sequence[int], depth: int, steps: int) -> list[Execution]:
     """Run the random/pct schedules `indices`."""
-    sc = _scenario(data, source)
+    system = factory(data, source)
     out = []
     for i in indices:
         s = schedule_seed(seed, i)
         strat = RandomStrategy(s) if strategy == "random" else PctStrategy(s, depth, steps)
         pairs = PairRecorder()
-        res = sim.run(sc, seed=s, strategy=strat,
+        res = system.run(seed=s, strategy=strat,
                       on_deliver=lambda ev, _c, p=pairs: p(ev.dst, ev.type))
         f = failure_of(res)
         out.append(Execution(None, f is None, f, res.events,
@@ -239,11 +235,11 @@ def sample_task(data: dict[str, Any], source: str, strategy: str, seed: int,
     return out
 
 
-def dpor_task(data: dict[str, Any], source: str, job: Job, bound: int | None,
-              local_budget: int) -> JobResult:
+def dpor_task(factory: SystemFactory, data: dict[str, Any], source: str, job: Job,
+              bound: int | None, local_budget: int) -> JobResult:
     """Explore one DPOR job (see replay/dpor.py)."""
-    sc = _scenario(data, source)
-    return run_job(sc, job, bound=bound, local_budget=local_budget, judge=failure_of)
+    system = factory(data, source)
+    return run_job(system, job, bound=bound, local_budget=local_budget, judge=failure_of)
 
 
 def _call(packed: tuple) -> Any:
@@ -326,9 +322,9 @@ class _Dask:
 class _Merger:
     """Folds executions (in schedule order) into an ExploreResult; saves one log per failure."""
 
-    def __init__(self, sc: Scenario, result: ExploreResult, out: str | None,
+    def __init__(self, system: System, result: ExploreResult, out: str | None,
                  progress: Progress | None, total: int) -> None:
-        self.sc = sc
+        self.system = system
         self.r = result
         self.out = out
         self.progress = progress
@@ -356,7 +352,7 @@ class _Merger:
                     self.groups[(key, sig)] = g
                     r.failures.append(g)
                     if self.out is not None and ex.trace is not None:
-                        g.log, g.reproduced = save_failure(self.sc, ex.trace, self.out, key, sig,
+                        g.log, g.reproduced = save_failure(self.system, ex.trace, self.out, key, sig,
                                                            seed)
                 g.count += 1
         if self.progress is not None:
@@ -370,7 +366,7 @@ def _slug(key: str) -> str:
 
 def free_path(directory: str | os.PathLike[str], stem: str, suffix: str = ".fadlog") -> str:
     """`directory/stem-N.suffix` with the smallest N >= 1 naming no existing file."""
-    from replay.replayer import path_is_free
+    from fadumpsim.replay.replayer import path_is_free
     d = Path(directory)
     for n in itertools.count(1):
         p = d / f"{stem}-{n}{suffix}"
@@ -379,27 +375,24 @@ def free_path(directory: str | os.PathLike[str], stem: str, suffix: str = ".fadl
     raise AssertionError("unreachable")
 
 
-def save_failure(sc: Scenario, trace: Sequence[tuple[str, str]], out: str, key: str,
+def save_failure(system: System, trace: Sequence[tuple[str, str]], out: str, key: str,
                  signature: str, seed: int = 0) -> tuple[str, bool]:
     """Re-run `trace` into a replayable log in `out`; (path, it failed the same way)."""
-    from replay.replayer import record
+    from fadumpsim.replay.replayer import record
     os.makedirs(out, exist_ok=True)
     path = free_path(out, _slug(key))
-    res = record(sc, path, seed=seed, strategy=ForcedStrategy([tuple(c) for c in trace]))
+    res = record(system, path, seed=seed, strategy=ForcedStrategy([tuple(c) for c in trace]))
     f = failure_of(res)
     return path, (f is not None and f[1] == signature)
 
 
 # -- the entry point --------------------------------------------------------------------------------
-def explore(sc: Scenario | str, strategy: str = "random", schedules: int = 100, seed: int = 0,
+def explore(system: System, strategy: str = "random", schedules: int = 100, seed: int = 0,
             workers: int = 1, out: str | None = None, preemption_bound: int | None = None,
             pct_depth: int = 3, pct_steps: int | None = None, progress: Progress | None = None,
             scheduler_address: str | None = None, *, dask_processes: bool = True,
             local_budget: int = LOCAL_BUDGET) -> ExploreResult:
-    """Explore schedules of `sc` (a Scenario, a .toml path or a built-in name)."""
-    if isinstance(sc, str):
-        from fadumpsim.scenario import load
-        sc = load(sc)
+    """Explore schedules of `system` (fadumpsim.api.explore takes a scenario or its name)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r} (expected {', '.join(STRATEGIES)})")
     if schedules < 1:
@@ -410,7 +403,7 @@ def explore(sc: Scenario | str, strategy: str = "random", schedules: int = 100, 
         raise ValueError("the preemption bound must be >= 0")
     if pct_depth < 1:
         raise ValueError("pct depth must be >= 1")
-    result = ExploreResult(sc.name, strategy, seed, workers, schedules,
+    result = ExploreResult(system.name, strategy, seed, workers, schedules,
                            preemption_bound=preemption_bound if strategy == "exhaustive" else None,
                            out=out)
     if scheduler_address is not None:
@@ -420,21 +413,22 @@ def explore(sc: Scenario | str, strategy: str = "random", schedules: int = 100, 
     else:
         ex = _Serial()
     result.backend = ex.name
-    merger = _Merger(sc, result, out, progress, schedules)
+    result.actor_names = system.actor_names
+    merger = _Merger(system, result, out, progress, schedules)
     t0 = time.perf_counter()
     interrupted = False
     try:
         if strategy == "exhaustive":
-            _exhaustive(sc, ex, merger, schedules, preemption_bound, local_budget)
+            _exhaustive(system, ex, merger, schedules, preemption_bound, local_budget)
         else:
             steps = pct_steps
             if strategy == "pct":
-                fifo = sim.run(sc)
+                fifo = system.run()
                 channels = len(set(fifo.trace))
                 if steps is None:
                     # k must bound the run length: the FIFO run's event count, raised to
                     # the longest of a few random probes (a crash shortens FIFO runs)
-                    probes = [sim.run(sc, seed=s, strategy=RandomStrategy(s)).events
+                    probes = [system.run(seed=s, strategy=RandomStrategy(s)).events
                               for s in (schedule_seed(seed, -1 - p) for p in range(PCT_PROBES))]
                     steps = max(1, fifo.events, *probes)
                 p = PctStrategy.guarantee(channels, steps, pct_depth)
@@ -444,7 +438,7 @@ def explore(sc: Scenario | str, strategy: str = "random", schedules: int = 100, 
                               "text": f"a bug of depth <= {pct_depth} would be found with "
                                       f"probability >= {p:.3g} per run ({channels} channels, "
                                       f"k = {steps} steps), >= {cum:.3g} over {schedules} runs"}
-            _sample(sc, ex, merger, strategy, schedules, seed, pct_depth, steps or 1)
+            _sample(system, ex, merger, strategy, schedules, seed, pct_depth, steps or 1)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -462,16 +456,17 @@ def explore(sc: Scenario | str, strategy: str = "random", schedules: int = 100, 
     return result
 
 
-def _sample(sc: Scenario, ex: Any, merger: _Merger, strategy: str, n: int, seed: int,
+def _sample(system: System, ex: Any, merger: _Merger, strategy: str, n: int, seed: int,
             depth: int, steps: int) -> None:
     batches = [list(range(a, min(a + BATCH, n))) for a in range(0, n, BATCH)]
-    args = ((sc.data, sc.source, strategy, seed, b, depth, steps) for b in batches)
+    args = ((system.factory, system.data, system.source, strategy, seed, b, depth, steps)
+            for b in batches)
     for b, execs in zip(batches, ex.imap(sample_task, args)):
         for i, e in zip(b, execs):
             merger.add(e, schedule_seed(seed, i))
 
 
-def _exhaustive(sc: Scenario, ex: Any, merger: _Merger, limit: int, bound: int | None,
+def _exhaustive(system: System, ex: Any, merger: _Merger, limit: int, bound: int | None,
                 local_budget: int) -> None:
     r = merger.r
     nodes: dict[tuple, SharedNode] = {}
@@ -495,7 +490,8 @@ def _exhaustive(sc: Scenario, ex: Any, merger: _Merger, limit: int, bound: int |
             left -= j.budget
             run.append(j)
         wave = run
-        args = ((sc.data, sc.source, j, bound, local_budget) for j in wave)
+        args = ((system.factory, system.data, system.source, j, bound, local_budget)
+                for j in wave)
         for job, res in zip(wave, ex.imap(dpor_task, args)):
             for e in res.executions:
                 if r.schedules + r.blocked >= limit:

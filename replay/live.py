@@ -47,10 +47,10 @@ from typing import Any, Callable
 
 import pykka
 
-from events.envelope import Event
-from replay.actor import ActorTable, SimActor
-from replay.runtime import ActorFailure, Divergence, Scheduler
-from replay.strategies import ForcedStrategy
+from fadumpsim.events.envelope import Event
+from fadumpsim.replay.actor import ActorTable, SimActor
+from fadumpsim.replay.runtime import ActorFailure, Divergence, Scheduler
+from fadumpsim.replay.strategies import ForcedStrategy
 
 __all__ = ["LiveActorBase", "LiveStrategy", "LiveSystem", "LiveResult", "LiveTimeout",
            "Recorder", "live_class", "live_run", "replay_records"]
@@ -304,47 +304,49 @@ class LiveResult:
     def ok(self) -> bool:
         return self.failure is None
 
+    factory: Any = None
+
     def replay(self, **kw: Any) -> Any:
         """Re-run the log in the scheduled runtime: (RunResult with the verdict, LoadedLog).
 
         Raises replay.runtime.Divergence if the scheduled run differs from the live one.
         """
-        from replay.replayer import replay
-        return replay(self.log, **kw)
+        from fadumpsim.replay.replayer import replay
+        return replay(self.log, self.factory, **kw)
 
 
-def live_run(sc: Any, path: str, *, dump_dir: str | None = None, timeout: float = 60.0,
+def live_run(system: Any, path: str, *, dump_dir: str | None = None, timeout: float = 60.0,
              max_events: int | None = None) -> LiveResult:
-    """Run the scenario `sc` with racing actor threads, logging to `path`.
+    """Run `system` (a replay.system.System) with racing actor threads, logging to `path`.
 
     The log's header is that of a scheduled run with strategy "live" (seed 0); it
     replays with `replay.replayer.replay(path)`. A handler exception ends the run:
     the log keeps the records up to the failing event and its trailer says
     "error"; the result carries the report (actor, event, traceback).
     """
-    from events.logfile import LogWriter
-    from fadumpsim import sim
+    from fadumpsim.events.logfile import LogWriter
 
-    limit = sim.DEFAULT_MAX_EVENTS if max_events is None else max_events
-    header = sim.log_header(sc, 0, LiveStrategy())
-    if limit != sim.DEFAULT_MAX_EVENTS:
+    default = system.default_max_events
+    limit = default if max_events is None else max_events
+    header = system.log_header(0, LiveStrategy())
+    if limit != default:
         header["max_events"] = limit
     w = LogWriter(path, header)
-    system = LiveSystem(w.append, max_events=limit)
+    live = LiveSystem(w.append, max_events=limit)
     failure: ActorFailure | None = None
     try:
         try:
-            sim.build(sc, system, dump_dir)
-            system.run_until_quiescent(timeout)
+            system.build(live, dump_dir)
+            live.run_until_quiescent(timeout)
         except ActorFailure as e:
             failure = e
         finally:
-            system.stop()
+            live.stop()
     except BaseException as e:
         w.abort({"error": repr(e), "events": w.count, "mode": "live"})
         raise
     trailer: dict[str, Any] = {"events": w.count, "mode": "live"}
-    if system.recorder.limit_hit:
+    if live.recorder.limit_hit:
         trailer["stopped"] = f"max_events {limit} reached"
     if failure is not None:
         trailer["error"] = str(failure)
@@ -352,7 +354,7 @@ def live_run(sc: Any, path: str, *, dump_dir: str | None = None, timeout: float 
     else:
         w.close(trailer)
     return LiveResult(str(path), w.count, str(failure) if failure else None,
-                      failure.trace if failure else None, system.snapshots())
+                      failure.trace if failure else None, live.snapshots(), system.factory)
 
 
 def replay_records(records: list[list[Any]], build: Callable[[Scheduler], None], *,

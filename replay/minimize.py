@@ -28,14 +28,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from events.envelope import Event
-from fadumpsim import sim
-from fadumpsim.render import describe
-from fadumpsim.scenario import Scenario
-from replay.dpor import fifo_index
-from replay.strategies import Channel, ForcedStrategy
+from fadumpsim.events.envelope import Event
+from fadumpsim.replay.dpor import fifo_index
+from fadumpsim.replay.strategies import Channel, ForcedStrategy
+from fadumpsim.replay.system import RunOutcome, System, SystemFactory
 
 MsgId = tuple[str, str, int]  # (src, dst, chan_seq)
 
@@ -81,7 +79,9 @@ class DeviationStrategy:
     name = "forced"
 
     def __init__(self, rules: Sequence[tuple[MsgId, MsgId]] = (),
-                 forced: Sequence[Channel] | None = None) -> None:
+                 forced: Sequence[Channel] | None = None,
+                 describe: Callable[[str, dict], str] = lambda t, p: t) -> None:
+        self.describe = describe
         self.rules = [(tuple(a), tuple(b)) for a, b in rules]
         self.used = [False] * len(self.rules)
         self.by_over: dict[MsgId, list[int]] = {}
@@ -122,8 +122,8 @@ class DeviationStrategy:
         if i != f:
             h, o = heads[i], heads[f]
             self.devs.append(Deviation(step, msg_id(h), msg_id(o), h.type,
-                                       describe(h.type, h.payload), o.type,
-                                       describe(o.type, o.payload)))
+                                       self.describe(h.type, h.payload), o.type,
+                                       self.describe(o.type, o.payload)))
         return i
 
 
@@ -153,8 +153,8 @@ class MinimizeResult:
                 "reproduced": self.reproduced}
 
 
-def _keys(res: sim.RunResult) -> set[str]:
-    from replay.explore import failure_keys
+def _keys(res: RunOutcome) -> set[str]:
+    from fadumpsim.replay.explore import failure_keys
     return failure_keys(res)
 
 
@@ -165,24 +165,24 @@ def default_out(log: str) -> str:
 
 
 class _Shrinker:
-    def __init__(self, sc: Scenario, target: str, max_runs: int) -> None:
-        self.sc = sc
+    def __init__(self, system: System, target: str, max_runs: int) -> None:
+        self.system = system
         self.target = target
         self.max_runs = max_runs
         self.runs = 0
 
     def test(self, rules: Sequence[tuple[MsgId, MsgId]]
-             ) -> tuple[bool, DeviationStrategy, sim.RunResult]:
+             ) -> tuple[bool, DeviationStrategy, RunOutcome]:
         self.runs += 1
-        strat = DeviationStrategy(rules)
-        res = sim.run(self.sc, strategy=strat)
+        strat = DeviationStrategy(rules, describe=self.system.describe)
+        res = self.system.run(strategy=strat)
         return self.target in _keys(res), strat, res
 
     def shrink(self, rules: list[tuple[MsgId, MsgId]], events: int
-               ) -> tuple[list[tuple[MsgId, MsgId]], DeviationStrategy | None, sim.RunResult | None]:
+               ) -> tuple[list[tuple[MsgId, MsgId]], DeviationStrategy | None, RunOutcome | None]:
         best: list[tuple[MsgId, MsgId]] = list(rules)
         best_strat: DeviationStrategy | None = None
-        best_res: sim.RunResult | None = None
+        best_res: RunOutcome | None = None
         best_size = (len(best), events)
 
         def attempt(cand: list[tuple[MsgId, MsgId]]) -> bool:
@@ -247,14 +247,15 @@ def story_lines(devs: Sequence[Deviation]) -> list[str]:
     return out
 
 
-def minimize(path: str, out: str | None = None, *, max_runs: int = 5000) -> MinimizeResult:
+def minimize(path: str, factory: SystemFactory, out: str | None = None, *,
+             max_runs: int = 5000) -> MinimizeResult:
     """Minimize the failing log at `path` (see the module docstring)."""
-    from events.logfile import LogFormatError
-    from replay.explore import failure_of
-    from replay.replayer import record, replay, unused_path
-    from replay.runtime import Divergence
+    from fadumpsim.events.logfile import LogFormatError
+    from fadumpsim.replay.explore import failure_of
+    from fadumpsim.replay.replayer import record, replay, unused_path
+    from fadumpsim.replay.runtime import Divergence
     try:
-        res, lg = replay(path)
+        res, lg = replay(path, factory)
     except Divergence as e:
         raise MinimizeError(f"{path}: does not replay (diverges at event #{e.seq}: {e.why})") \
             from None
@@ -265,13 +266,13 @@ def minimize(path: str, out: str | None = None, *, max_runs: int = 5000) -> Mini
     if f is None:
         return result
     result.key, result.message = f[0], f[5]
-    sc = lg.scenario
+    system = lg.system
     order = [(r[2], r[3]) for r in lg.records]
-    probe = DeviationStrategy(forced=order)
-    sim.run(sc, strategy=probe)
+    probe = DeviationStrategy(forced=order, describe=system.describe)
+    system.run(strategy=probe)
     result.original_deviations = len(probe.devs)
     rules = [(d.fwd, d.over) for d in probe.devs]
-    sh = _Shrinker(sc, result.key, max_runs)
+    sh = _Shrinker(system, result.key, max_runs)
     ok, strat, fres = sh.test(rules)
     if not ok:  # pragma: no cover - applying every deviation reproduces the run
         raise MinimizeError(f"{path}: re-applying the log's deviations from FIFO does not "
@@ -285,7 +286,7 @@ def minimize(path: str, out: str | None = None, *, max_runs: int = 5000) -> Mini
     result.story = story_lines(bstrat.devs) or [
         "no deviation needed: the FIFO (natural) order itself fails this way"]
     dest = unused_path(out if out is not None else default_out(path), first=2)
-    rec = record(sc, dest, seed=lg.header.get("seed", 0), strategy=ForcedStrategy(bres.trace))
+    rec = record(system, dest, seed=lg.header.get("seed", 0), strategy=ForcedStrategy(bres.trace))
     result.out = dest
     result.reproduced = result.key in _keys(rec)
     return result

@@ -10,12 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from events import types
-from events.logfile import LogFormatError, LogReader, LogWriter
-from fadumpsim import sim
-from fadumpsim.scenario import Scenario, ScenarioError
-from replay.runtime import Divergence, Scheduler
-from replay.strategies import ForcedStrategy, Strategy, make_strategy
+from fadumpsim.events import types
+from fadumpsim.events.logfile import LogFormatError, LogReader, LogWriter
+from fadumpsim.replay.runtime import Divergence, Scheduler
+from fadumpsim.replay.strategies import ForcedStrategy, Strategy, make_strategy
+from fadumpsim.replay.system import RunOutcome, System, SystemFactory
 
 
 def path_is_free(p: str | Path) -> bool:
@@ -37,13 +36,13 @@ def unused_path(path: str | Path, first: int = 1) -> str:
     return str(q)
 
 
-def record(sc: Scenario, path: str, *, seed: int = 0, strategy: str | Strategy = "fifo",
-           dump_dir: str | None = None, **kw: Any) -> sim.RunResult:
-    """Run `sc` writing every delivery to the event log at `path`."""
+def record(system: System, path: str, *, seed: int = 0, strategy: str | Strategy = "fifo",
+           dump_dir: str | None = None, **kw: Any) -> RunOutcome:
+    """Run `system` writing every delivery to the event log at `path`."""
     strat = make_strategy(strategy, seed) if isinstance(strategy, str) else strategy
-    w = LogWriter(path, sim.log_header(sc, seed, strat))
+    w = LogWriter(path, system.log_header(seed, strat))
     try:
-        res = sim.run(sc, seed=seed, strategy=strat, sink=w.append, dump_dir=dump_dir, **kw)
+        res = system.run(seed=seed, strategy=strat, sink=w.append, dump_dir=dump_dir, **kw)
     except BaseException as e:
         w.abort({"error": repr(e)})
         raise
@@ -63,11 +62,16 @@ class LoadedLog:
     records: list[list[Any]]
     trailer: dict[str, Any] | None
     error: LogFormatError | None
-    scenario: Scenario
+    system: System
+
+    @property
+    def scenario(self) -> Any:
+        """The application's own description (for fadump: the Scenario)."""
+        return getattr(self.system, "scenario", self.system)
 
 
-def load(path: str, *, allow_damage: bool = False) -> LoadedLog:
-    """Read a log and its scenario; refuse damage unless `allow_damage`."""
+def load(path: str, factory: SystemFactory, *, allow_damage: bool = False) -> LoadedLog:
+    """Read a log and rebuild its system with `factory`; refuse damage unless `allow_damage`."""
     r = LogReader(path)
     recs = r.records()
     if r.error is not None and not allow_damage:
@@ -75,10 +79,10 @@ def load(path: str, *, allow_damage: bool = False) -> LoadedLog:
     h = r.header
     check_schema(path, h)
     try:
-        sc = Scenario(h["scenario"], source=f"{path} (header scenario)")
-    except (ScenarioError, KeyError, TypeError) as e:
+        system = factory(h["scenario"], f"{path} (header scenario)")
+    except (ValueError, KeyError, TypeError) as e:
         raise LogFormatError(str(path), -1, f"header holds no valid scenario: {e}") from None
-    return LoadedLog(h, recs, r.trailer, r.error, sc)
+    return LoadedLog(h, recs, r.trailer, r.error, system)
 
 
 def check_schema(path: str, header: dict[str, Any]) -> None:
@@ -111,17 +115,18 @@ class _Verifier:
         self.i += 1
 
 
-def replay(path: str, *, upto: int | None = None, keep_sched: bool = False,
-           observers: list[Callable[[Scheduler, Any], None]] | None = None) -> tuple[sim.RunResult, LoadedLog]:
+def replay(path: str, factory: SystemFactory, *, upto: int | None = None,
+           keep_sched: bool = False, observers: list[Callable[[Scheduler, Any], None]] | None = None
+           ) -> tuple[RunOutcome, LoadedLog]:
     """Re-execute the log at `path`; raises Divergence at the first mismatch."""
-    lg = load(path)
+    lg = load(path, factory)
     order = [(r[2], r[3]) for r in lg.records]
     if upto is not None:
         order = order[:upto]
     strat = ForcedStrategy(order)
     verifier = _Verifier(lg.records)
     max_events = upto if upto is not None else len(order)
-    res = sim.run(lg.scenario, seed=lg.header.get("seed", 0), strategy=strat, sink=verifier,
+    res = lg.system.run(seed=lg.header.get("seed", 0), strategy=strat, sink=verifier,
                   max_events=max_events, keep_sched=True, observers=observers or ())
     if strat.diverged and verifier.i < len(order):
         rec = lg.records[verifier.i]
@@ -130,7 +135,7 @@ def replay(path: str, *, upto: int | None = None, keep_sched: bool = False,
         if verifier.i < len(lg.records):
             rec = lg.records[verifier.i]
             raise Divergence(rec[0], rec[3], rec, None, "the recorded event was never produced")
-        recorded_limit = lg.header.get("max_events", sim.DEFAULT_MAX_EVENTS)
+        recorded_limit = lg.header.get("max_events", lg.system.default_max_events)
         if res.sched.enabled() and len(lg.records) < recorded_limit:
             nxt = res.sched.channels[res.sched.enabled()[0]][0]
             raise Divergence(len(lg.records) + 1, nxt.dst, None,
@@ -143,7 +148,7 @@ def replay(path: str, *, upto: int | None = None, keep_sched: bool = False,
     return res, lg
 
 
-def state_at(path: str, n: int) -> dict[str, dict[str, Any]]:
+def state_at(path: str, factory: SystemFactory, n: int) -> dict[str, dict[str, Any]]:
     """Every actor's snapshot right after event `n` (0 = before the first delivery)."""
-    res, _lg = replay(path, upto=n, keep_sched=True)
+    res, _lg = replay(path, factory, upto=n, keep_sched=True)
     return {name: a.snapshot() for name, a in res.sched.actors.items()}

@@ -18,9 +18,9 @@ from typing import Any, Callable, Sequence
 import pykka
 from pykka._envelope import Envelope  # noqa: PLC2701 - pykka's documented extension point
 
-from events.envelope import Event
-from replay.actor import ActorTable, SimActor
-from replay.strategies import Channel, FifoStrategy, Strategy
+from fadumpsim.events.envelope import Event
+from fadumpsim.replay.actor import ActorTable, SimActor
+from fadumpsim.replay.strategies import Channel, FifoStrategy, Strategy
 
 Observer = Callable[["Scheduler", Event], None]
 

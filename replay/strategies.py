@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from typing import Protocol, Sequence
 
-from events.envelope import Event
+from fadumpsim.events.envelope import Event
 
 Channel = tuple[str, str]
 

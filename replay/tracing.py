@@ -1,6 +1,6 @@
 """Structured logging of a run (structlog): one line per delivery, for people or machines.
 
-    from replay import tracing
+    from fadumpsim.replay import tracing
     tracing.configure("json", stream=sys.stderr)       # or "console", or "off"
     sim.run(sc, observers=tracing.observers(run_id="r1"))
 

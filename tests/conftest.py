@@ -3,7 +3,8 @@ import textwrap
 import pytest
 
 from fadumpsim import scenario, sim
-from replay import replayer
+from fadumpsim import api
+from fadumpsim.replay import replayer
 
 
 def run_toml(text: str, **kw):
@@ -25,7 +26,7 @@ def every_recorded_log_replays(monkeypatch):
     def record_and_verify(sc, path, **kw):
         res = original(sc, path, **kw)
         if not res.failure:  # a run that ended in an actor failure replays only its prefix
-            again, _lg = replayer.replay(path)
+            again, _lg = api.replay(path)
             assert again.events == res.events, f"{path}: replay gave {again.events} events"
         return res
     monkeypatch.setattr(replayer, "record", record_and_verify)

@@ -80,7 +80,7 @@ def test_corrupt_log_gives_prefix_and_exit_2(tmp_path):
 
 
 def test_replay_divergence_exit_3(tmp_path):
-    from events.logfile import rewrite_records
+    from fadumpsim.events.logfile import rewrite_records
     a, b = tmp_path / "a.fadlog", tmp_path / "b.fadlog"
     fad("run", "--log", a, "-q")
 

@@ -3,13 +3,14 @@ import pytest
 
 from fadumpsim import scenario
 from fadumpsim.dumpfile import decode_page
-from replay import replayer
+from fadumpsim import api
+from fadumpsim.replay import replayer
 
 
 def _run(tmp_path, name):
     tmp_path.mkdir(parents=True, exist_ok=True)
     out = tmp_path / "dumps"
-    res = replayer.record(scenario.load(name), str(tmp_path / "r.fadlog"), dump_dir=str(out),
+    res = api.record(scenario.load(name), str(tmp_path / "r.fadlog"), dump_dir=str(out),
                           keep_sched=True)
     return res, out
 
@@ -73,9 +74,9 @@ def test_inspect_cli_against_log(tmp_path):
 
 
 def test_dump_dir_does_not_change_the_log(tmp_path):
-    from events.logfile import read_log
+    from fadumpsim.events.logfile import read_log
     a = tmp_path / "a.fadlog"
     b = tmp_path / "b.fadlog"
-    replayer.record(scenario.load("rfc-v6-story"), str(a), dump_dir=str(tmp_path / "d"))
-    replayer.record(scenario.load("rfc-v6-story"), str(b))
+    api.record(scenario.load("rfc-v6-story"), str(a), dump_dir=str(tmp_path / "d"))
+    api.record(scenario.load("rfc-v6-story"), str(b))
     assert read_log(a)[1] == read_log(b)[1]

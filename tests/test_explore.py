@@ -12,16 +12,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from events.logfile import LogReader
+from fadumpsim.events.logfile import LogReader
 from fadumpsim import sim
 from fadumpsim.cli_explore import explore_cmd, minimize_cmd
 from fadumpsim.scenario import Scenario, loads
-from replay import dpor
-from replay.coverage import OrderCoverage, run_pairs
-from replay.explore import explore, failure_of
-from replay.minimize import minimize
-from replay.replayer import load, record, replay
-from replay.strategies import ForcedStrategy, PctStrategy
+from fadumpsim.replay import dpor
+from fadumpsim.replay.coverage import OrderCoverage, run_pairs
+from fadumpsim.api import explore, minimize
+from fadumpsim.replay.explore import failure_of
+
+from fadumpsim.api import load, record, replay
+from fadumpsim.replay.strategies import ForcedStrategy, PctStrategy
 
 from tests.explore_scenarios import CAT, udev
 
@@ -102,9 +103,9 @@ def test_exhaustive_runs_exactly_the_ordering_classes_of_two_scripts():
     assert r.complete and r.schedules == math.comb(4, 2) == 6 and r.blocked == 0
     assert r.failures == [] and r.ok
     # brute force: 252 interleavings of deliveries, but only 6 classes, the same 6
-    count, classes, finished = dpor.enumerate_all(sc)
+    count, classes, finished = dpor.enumerate_all(sim.system(sc))
     assert finished and count == 252 and len(classes) == 6
-    job = dpor.run_job(sc, dpor.Job((), frozenset()), bound=None, local_budget=10**6,
+    job = dpor.run_job(sim.system(sc), dpor.Job((), frozenset()), bound=None, local_budget=10**6,
                        judge=failure_of, keep_traces=True)
     found = classes_of(sc, [e.trace for e in job.executions])
     assert len(set(found)) == len(found) == 6 and set(found) == classes
@@ -145,8 +146,8 @@ def test_dpor_covers_every_class_of_registration_vs_crash_exactly_once():
         {"name": "crash", "actor": "kernel", "run": ["echo c > /proc/sysrq-trigger"]},
         {"name": "save", "actor": "capture",
          "run": ["makedumpfile -d 31 /proc/vmcore /var/crash/vmcore"]}])
-    count, classes, finished = dpor.enumerate_all(sc)
-    job = dpor.run_job(sc, dpor.Job((), frozenset()), bound=None, local_budget=10**6,
+    count, classes, finished = dpor.enumerate_all(sim.system(sc))
+    job = dpor.run_job(sim.system(sc), dpor.Job((), frozenset()), bound=None, local_budget=10**6,
                        judge=failure_of, keep_traces=True)
     found = classes_of(sc, [e.trace for e in job.executions if not e.blocked])
     assert finished and count > 10 * len(classes)

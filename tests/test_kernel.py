@@ -1,8 +1,8 @@
 """Production kernel and firmware behaviour, each through the actors."""
 import pytest
 
-from actors import errno
-from actors.sizes import MB
+from fadumpsim.actors import errno
+from fadumpsim.actors.sizes import MB
 
 
 def script(actor, *cmds, name="s", after=()):

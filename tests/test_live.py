@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from events import types
-from events.logfile import LogWriter, read_log
+from fadumpsim.events import types
+from fadumpsim.events.logfile import LogWriter, read_log
 from fadumpsim.scenario import loads
-from replay.actor import SimActor
-from replay.live import LiveSystem, LiveStrategy, LiveTimeout, live_run, replay_records
-from replay.runtime import ActorFailure, Scheduler
+from fadumpsim.replay.actor import SimActor
+from fadumpsim.api import live_run
+from fadumpsim.replay.live import LiveSystem, LiveStrategy, LiveTimeout, replay_records
+from fadumpsim.replay.runtime import ActorFailure, Scheduler
 
 TOY_TYPES = {"toy.start": "n", "toy.ping": "n", "toy.pong": "n", "toy.peer": "n",
              "toy.tick": "n"}
@@ -258,7 +259,7 @@ def test_live_timeout_names_what_is_outstanding():
 
 
 def test_live_scenario_replays_without_divergence(tmp_path):
-    from replay.replayer import replay
+    from fadumpsim.api import replay
     sc = loads(SMALL_SCENARIO, "<live test>")
     for i in range(2):
         path = str(tmp_path / f"sc{i}.log")

@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events import logfile as L
-from events.envelope import RECORD_FIELDS, Event
-from events.logfile import (FORMAT_VERSION, MAGIC, LogFormatError, LogReader, LogWriter,
+from fadumpsim.events import logfile as L
+from fadumpsim.events.envelope import RECORD_FIELDS, Event
+from fadumpsim.events.logfile import (FORMAT_VERSION, MAGIC, LogFormatError, LogReader, LogWriter,
                             encode_record, iter_frames, read_log, rewrite_records)
 
 # database=None: do not write a .hypothesis/ directory into the source tree.

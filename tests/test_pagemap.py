@@ -1,7 +1,7 @@
 """PageMap against a page-by-page model: splits, merges and base offsets."""
 from hypothesis import given, settings, strategies as st
 
-from actors.pagemap import PageMap
+from fadumpsim.actors.pagemap import PageMap
 
 PS = 4
 

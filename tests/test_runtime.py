@@ -7,21 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from events import types
-from events.logfile import read_log, rewrite_records
+from fadumpsim.events import types
+from fadumpsim.events.logfile import read_log, rewrite_records
 from fadumpsim import scenario
-from replay import replayer
-from replay.actor import SimActor
-from replay.runtime import ActorFailure, Divergence, Scheduler
-from replay.strategies import PctStrategy, RandomStrategy
+from fadumpsim import api
+from fadumpsim.replay import replayer
+from fadumpsim.replay.actor import SimActor
+from fadumpsim.replay.runtime import ActorFailure, Divergence, Scheduler
+from fadumpsim.replay.strategies import PctStrategy, RandomStrategy
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _record_in_subprocess(name: str, out: Path, seed: int, strategy: str, hashseed: str) -> None:
     env = dict(os.environ, PYTHONHASHSEED=hashseed)
-    code = ("import sys; from fadumpsim import scenario; from replay import replayer; "
-            f"replayer.record(scenario.load({name!r}), {str(out)!r}, seed={seed}, strategy={strategy!r})")
+    code = ("import sys; from fadumpsim import scenario, api; "
+            f"api.record(scenario.load({name!r}), {str(out)!r}, seed={seed}, strategy={strategy!r})")
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=ROOT)
 
 
@@ -32,22 +33,22 @@ def test_byte_identical_logs_across_processes(tmp_path, name, strategy):
     _record_in_subprocess(name, b, 7, strategy, "4242")
     assert filecmp.cmp(a, b, shallow=False)
     c = tmp_path / "c.fadlog"
-    replayer.record(scenario.load(name), str(c), seed=7, strategy=strategy)
+    api.record(scenario.load(name), str(c), seed=7, strategy=strategy)
     assert c.read_bytes() == a.read_bytes()
 
 
 @pytest.mark.parametrize("name", scenario.builtin_names())
 def test_every_builtin_log_replays(tmp_path, name):
     p = tmp_path / f"{name}.fadlog"
-    rec = replayer.record(scenario.load(name), str(p), seed=3, strategy="random")
-    res, lg = replayer.replay(str(p))
+    rec = api.record(scenario.load(name), str(p), seed=3, strategy="random")
+    res, lg = api.replay(str(p))
     assert res.events == rec.events == len(lg.records)
     assert res.violations == rec.violations and res.dump == rec.dump
 
 
 def test_altered_payload_diverges_at_that_seq(tmp_path):
     p, q = tmp_path / "a.fadlog", tmp_path / "b.fadlog"
-    replayer.record(scenario.load("rfc-v6-story"), str(p))
+    api.record(scenario.load("rfc-v6-story"), str(p))
     _h, recs, _t, _e = read_log(p)
     target = next(r[0] for r in recs if r[4] == "cmd.run" and r[0] > 5)
 
@@ -57,7 +58,7 @@ def test_altered_payload_diverges_at_that_seq(tmp_path):
         return rec
     rewrite_records(p, q, alter)
     with pytest.raises(Divergence) as ei:
-        replayer.replay(str(q))
+        api.replay(str(q))
     assert ei.value.seq == target
 
 
@@ -80,7 +81,7 @@ def test_handler_exception_names_actor_and_event():
 
 
 def test_failed_run_log_is_intact_and_replayable(tmp_path, monkeypatch):
-    from actors.kernel.actor import Kernel
+    from fadumpsim.actors.kernel.actor import Kernel
     calls = {"n": 0}
     orig = Kernel.sysfs_read
 
@@ -89,14 +90,14 @@ def test_failed_run_log_is_intact_and_replayable(tmp_path, monkeypatch):
         raise RuntimeError("injected bug")
     monkeypatch.setattr(Kernel, "sysfs_read", flaky)
     p = tmp_path / "f.fadlog"
-    res = replayer.record(scenario.load("rfc-v6-story"), str(p))
+    res = api.record(scenario.load("rfc-v6-story"), str(p))
     assert res.failure and "actor 'kernel' failed handling" in res.failure
     header, recs, trailer, err = read_log(p)
     assert err is None and trailer["error"] == res.failure and len(recs) == res.events
     assert recs[-1][4] == "cmd.run"
     monkeypatch.setattr(Kernel, "sysfs_read", orig)
     # the prefix replays up to the failing delivery
-    res2, _ = replayer.replay(str(p), upto=len(recs) - 1)
+    res2, _ = api.replay(str(p), upto=len(recs) - 1)
     assert res2.events == len(recs) - 1
 
 
@@ -143,9 +144,9 @@ def test_random_runs_differ_by_seed_but_repeat():
 
 
 def test_old_event_schema_is_refused_naming_both_versions(tmp_path):
-    from events.logfile import LogFormatError, LogWriter
+    from fadumpsim.events.logfile import LogFormatError, LogWriter
     p, q = tmp_path / "a.fadlog", tmp_path / "old.fadlog"
-    replayer.record(scenario.load("double-registration"), str(p))
+    api.record(scenario.load("double-registration"), str(p))
     header, recs, trailer, _err = read_log(p)
     header = dict(header)
     header.pop("format_version")
@@ -155,7 +156,7 @@ def test_old_event_schema_is_refused_naming_both_versions(tmp_path):
         w.append(r)
     w.close(trailer)
     with pytest.raises(LogFormatError) as ei:
-        replayer.replay(str(q))
+        api.replay(str(q))
     assert "'cmd.run' has schema version 0 in the log but version 1 in this fadumpsim" in str(ei.value)
 
 

@@ -1,8 +1,8 @@
 """boot_memory_size and placement for several memory sizes and command lines."""
 import pytest
 
-from actors.kernel.sizing import calculate_reserve_size, parse_cmdline
-from actors.sizes import GB, MB
+from fadumpsim.actors.kernel.sizing import calculate_reserve_size, parse_cmdline
+from fadumpsim.actors.sizes import GB, MB
 
 
 @pytest.mark.parametrize("ram,rma,cmdline,expected,msg", [

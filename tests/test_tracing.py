@@ -8,8 +8,8 @@ import pytest
 
 from fadumpsim import sim
 from fadumpsim.scenario import Scenario
-from replay import tracing
-from replay.runtime import Scheduler
+from fadumpsim.replay import tracing
+from fadumpsim.replay.runtime import Scheduler
 
 SC = Scenario.build("trace", script=[
     {"name": "arm", "actor": "kernel", "run": ["echo 1 > /sys/kernel/fadump_registered",
@@ -95,7 +95,7 @@ def test_unknown_mode_and_env(monkeypatch):
 def test_off_does_not_even_load_structlog():
     import subprocess
     import sys
-    code = ("import sys; from replay import tracing; tracing.configure('off'); "
+    code = ("import sys; from fadumpsim.replay import tracing; tracing.configure('off'); "
             "assert tracing.observers('x') == []; print('structlog' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()

@@ -7,19 +7,19 @@ from __future__ import annotations
 
 from typing import Any, Generator
 
-from actors import errno
-from actors.commands import parse_command
-from actors.kernel import shell
-from actors.kernel.crash import CrashMixin
-from actors.kernel.dlpar import DlparMixin
-from actors.kernel.fadump import FadumpMixin
-from actors.kernel.fwdump import FwDump
-from actors.kernel.mm import (BOOT_MISC, KERNEL_IMAGE, RTAS_SIZE, STRUCT_PAGE_SIZE, KernelMM,
+from fadumpsim.actors import errno
+from fadumpsim.actors.commands import parse_command
+from fadumpsim.actors.kernel import shell
+from fadumpsim.actors.kernel.crash import CrashMixin
+from fadumpsim.actors.kernel.dlpar import DlparMixin
+from fadumpsim.actors.kernel.fadump import FadumpMixin
+from fadumpsim.actors.kernel.fwdump import FwDump
+from fadumpsim.actors.kernel.mm import (BOOT_MISC, KERNEL_IMAGE, RTAS_SIZE, STRUCT_PAGE_SIZE, KernelMM,
                               OutOfMemory)
-from actors.machine import KernelConfig, Machine
-from actors.ops import OpActor
-from actors.pagemap import PageMap
-from events.envelope import Event
+from fadumpsim.actors.machine import KernelConfig, Machine
+from fadumpsim.actors.ops import OpActor
+from fadumpsim.actors.pagemap import PageMap
+from fadumpsim.events.envelope import Event
 
 
 class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
@@ -254,5 +254,5 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         """Write the saved dump under --dump-dir (a host side effect; no output depends on it)."""
         if self.dump_dir is None:
             return
-        from actors.kernel.dumpwriter import write_saved_dump
+        from fadumpsim.actors.kernel.dumpwriter import write_saved_dump
         write_saved_dump(self, saved)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.kernel.fwdump import (CPU_STATE_DATA, CRASH_INFO_MAGIC, ERROR_FLAG, REAL_MODE_REGION,
+from fadumpsim.actors.kernel.fwdump import (CPU_STATE_DATA, CRASH_INFO_MAGIC, ERROR_FLAG, REAL_MODE_REGION,
                                   section)
-from actors import errno
+from fadumpsim.actors import errno
 
 #: dump-level bit of each page class makedumpfile can exclude
 LEVEL_BIT = {"zero": 1, "cache": 2, "cache_private": 4, "user": 8, "free": 16}

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Generator
 
-from actors import errno
-from actors.kernel.mm import OutOfMemory
-from actors.lmbs import flag_runs
-from actors.ops import Acquire, Expect, Step
+from fadumpsim.actors import errno
+from fadumpsim.actors.kernel.mm import OutOfMemory
+from fadumpsim.actors.lmbs import flag_runs
+from fadumpsim.actors.ops import Acquire, Expect, Step
 
 RMA_START = 0
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from actors.kernel.crash import crash_regs, page_class_for_dump
+from fadumpsim.actors.kernel.crash import crash_regs, page_class_for_dump
 
 OSRELEASE = "4.18.0-fadumpsim"
 SYMBOLS = {"swapper_pg_dir": 0xC000000001A10000, "init_task": 0xC000000001A40000,

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Generator
 
-from actors import errno
-from actors.kernel.fwdump import (BUSY_CODES, CRASH_INFO_MAGIC, INVALIDATE, REAL_MODE_REGION,
+from fadumpsim.actors import errno
+from fadumpsim.actors.kernel.fwdump import (BUSY_CODES, CRASH_INFO_MAGIC, INVALIDATE, REAL_MODE_REGION,
                                   REGISTER, UNREGISTER, busy_delay_ns, make_fdm, section)
-from actors.kernel.sizing import PAGEBLOCK, align_up, area_size, calculate_reserve_size, parse_cmdline
-from actors.ops import Acquire, Call, Step
+from fadumpsim.actors.kernel.sizing import PAGEBLOCK, align_up, area_size, calculate_reserve_size, parse_cmdline
+from fadumpsim.actors.ops import Acquire, Call, Step
 
 RMA_START = 0
 

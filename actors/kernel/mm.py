@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from actors.machine import Machine
-from actors.pagemap import PageMap
-from actors.sizes import MB
+from fadumpsim.actors.machine import Machine
+from fadumpsim.actors.pagemap import PageMap
+from fadumpsim.actors.sizes import MB
 
 KERNEL_IMAGE = 32 * MB       # text, data, bss at physical 0
 RTAS_SIZE = 16 * MB          # instantiated by firmware at the top of the RMA

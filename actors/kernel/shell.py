@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.kernel.fwdump import CPU_STATE_DATA, HPTE_REGION, REAL_MODE_REGION, section
-from actors.sizes import MB, human
+from fadumpsim.actors.kernel.fwdump import CPU_STATE_DATA, HPTE_REGION, REAL_MODE_REGION, section
+from fadumpsim.actors.sizes import MB, human
 
 
 def free_m(info: dict[str, int]) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from actors.sizes import MB, SizeError, parse_size
+from fadumpsim.actors.sizes import MB, SizeError, parse_size
 
 PAGEBLOCK = 16 * MB  # FADUMP_PAGEBLOCK_ALIGNMENT: 64K << max(MAX_ORDER-1, pageblock_order)
 MAX_BOOT_MEM_RATIO = 4  # crashkernel= is capped at 25% of RAM
