@@ -318,6 +318,18 @@ class _Dask:
                 self.cluster.close()
 
 
+def make_executor(workers: int = 1, scheduler_address: str | None = None,
+                  dask_processes: bool = True) -> Any:
+    """An executor with `imap(fn, args)` (results in submission order), `close()` and
+    `name`: Dask when a scheduler address is given, processes for workers > 1, else
+    serial. Shared by explore and the swarm."""
+    if scheduler_address is not None:
+        return _Dask(scheduler_address, workers, dask_processes)
+    if workers > 1:
+        return _Pool(workers)
+    return _Serial()
+
+
 # -- merging results ----------------------------------------------------------------------------
 class _Merger:
     """Folds executions (in schedule order) into an ExploreResult; saves one log per failure."""
@@ -406,12 +418,7 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
     result = ExploreResult(system.name, strategy, seed, workers, schedules,
                            preemption_bound=preemption_bound if strategy == "exhaustive" else None,
                            out=out)
-    if scheduler_address is not None:
-        ex: Any = _Dask(scheduler_address, workers, dask_processes)
-    elif workers > 1:
-        ex = _Pool(workers)
-    else:
-        ex = _Serial()
+    ex = make_executor(workers, scheduler_address, dask_processes)
     result.backend = ex.name
     result.actor_names = system.actor_names
     merger = _Merger(system, result, out, progress, schedules)
