@@ -68,11 +68,14 @@ def _profiles() -> list[str]:
                    "crash = true|false|any; revert = PATCH[,PATCH]|any; max_memory = SIZE.")
 @click.option("--out", type=click.Path(file_okay=False), default="swarm-out", show_default=True,
               help="Directory for the findings (scenario + logs) and swarm.json.")
+@click.option("--minimize-runs", type=click.IntRange(0), default=None,
+              help="Candidate runs a minimization may spend per finding (0: save the "
+                   "recorded log without minimizing; default 400).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the summary.")
 def swarm_cmd(profile: str, seeds: int | None, time_limit: float | None, seed_start: int,
               workers: int, scheduler: str | None, settings: tuple[str, ...], out: str,
-              as_json: bool, quiet: bool) -> None:
+              minimize_runs: int | None, as_json: bool, quiet: bool) -> None:
     """Generate a world per seed and look for failures nobody wrote a scenario for.
 
     Seed N gives a scenario (machine of 2GB..64TB, command line, workload, hotplug
@@ -102,6 +105,8 @@ def swarm_cmd(profile: str, seeds: int | None, time_limit: float | None, seed_st
     show_bar = not quiet and not as_json and sys.stderr.isatty()
     kw: dict[str, Any] = dict(seeds=seeds, seed_start=seed_start, time_limit=time_limit,
                               knobs=knobs, workers=workers, scheduler_address=scheduler, out=out)
+    if minimize_runs is not None:
+        kw["minimize_runs"] = minimize_runs
     try:
         if show_bar:
             with _Bar(seeds, f"swarm {profile}") as bar:

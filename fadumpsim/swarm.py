@@ -238,7 +238,7 @@ class _Saver:
         f.original_log = log
         f.reproduced = got is not None and got[0] == f.invariant
         f.log = log
-        if not f.reproduced:
+        if not f.reproduced or self.minimize_runs <= 0:
             return
         m = api.minimize(log, free_path(self.out, stem, ".min.fadlog"),
                          max_runs=self.minimize_runs)
