@@ -20,7 +20,7 @@ from fadumpsim.invariants import Checker
 from fadumpsim.scenario import Scenario
 from fadumpsim.verdict import judge
 from fadumpsim.replay.runtime import ActorFailure, Scheduler
-from fadumpsim.replay.strategies import Channel, Strategy, make_strategy
+from fadumpsim.replay.strategies import Channel, FifoStrategy, Strategy, make_strategy
 
 ACTOR_NAMES = ("firmware", "kernel", "hotplug", "capture")
 DEFAULT_MAX_EVENTS = 200_000
@@ -97,6 +97,10 @@ def run(sc: Scenario, *, seed: int = 0, strategy: str | Strategy = "fifo",
         observers: Sequence[Callable[[Scheduler, Event], None]] = (),
         on_deliver: Callable[[Event, Sequence[Channel]], None] | None = None,
         max_events: int = DEFAULT_MAX_EVENTS, keep_sched: bool = False) -> RunResult:
+    if sc.schedule and (strategy == "fifo" or type(strategy) is FifoStrategy):
+        # a pinned schedule ([schedule], written by `minimize --scenario`): FIFO under it
+        from fadumpsim.replay.constraints import ConstraintStrategy
+        strategy = ConstraintStrategy(sc.schedule)
     strat = make_strategy(strategy, seed) if isinstance(strategy, str) else strategy
     checker = Checker()
     sched = Scheduler(strat, sink=sink, observers=[checker, *observers], max_events=max_events)

@@ -24,7 +24,7 @@ LAYERS = [
     ("actors", ("fadumpsim.actors",)),
     ("app", ("fadumpsim.scenario", "fadumpsim.sim", "fadumpsim.invariants",
              "fadumpsim.verdict", "fadumpsim.render", "fadumpsim.expect", "fadumpsim.api",
-             "fadumpsim.explain", "fadumpsim.report",
+             "fadumpsim.explain", "fadumpsim.report", "fadumpsim.pin",
              "fadumpsim.scenarios")),
     ("top", ("fadumpsim.cli", "fadumpsim.cli_common", "fadumpsim.cli_explore",
              "fadumpsim.cli_inspect", "fadumpsim.pytest_plugin")),
