@@ -97,7 +97,10 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
     res = record(sc, str(path), seed=seed, strategy=strat, dump_dir=dump_dir,
                  observers=_tracing(trace, f"{sc.name}:{seed}:{strategy}"))
     if as_json:
-        click.echo(json.dumps(res.to_json(), indent=2))
+        from fadumpsim.render import explained_violations
+        out = res.to_json()
+        out["violations"] = explained_violations(res)
+        click.echo(json.dumps(out, indent=2))
     else:
         print_run(res, quiet=quiet, color=_is_tty())
     sys.exit(EXIT_OK if res.ok else EXIT_FAIL)

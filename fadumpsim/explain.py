@@ -12,6 +12,7 @@ explanation: the violating delivery and its cause chain.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 from fadumpsim.render import DRC_BASE, RTAS_CMDS
@@ -234,8 +235,19 @@ def _dump_armed(run: Run, v: dict[str, Any]) -> list[dict[str, Any]]:
             out.append({"seq": r[0], "text": f"{run.label(r[0])} unregistered fadump"
                         + (f" ({', '.join(run.effects(r[0]))})" if run.effects(r[0]) else "")})
     fl = run.in_flight(crash)
-    out.append({"seq": crash, "text": f"{run.label(crash)} came"
-                + (f" while in flight: {'; '.join(fl)}" if fl else " with fadump unregistered")})
+    if fl:
+        tail = f" while in flight: {'; '.join(fl)}"
+    elif len(out) > 1 and any("unregistered fadump" in b["text"] for b in out):
+        tail = " after fadump was unregistered"
+    else:
+        m = re.search(r"dump status '([\w-]+)'", v.get("message", ""))
+        tail = (f" with fadump registered, yet the dump came out {m.group(1)}" if m else
+                " with fadump registered")
+        rel = [x for x in run.records[:crash] if x[4] == "dlpar.release_drc"]
+        if rel:
+            tail += (f" (LMB {rel[-1][7]['drc_index'] - DRC_BASE} had left the partition at "
+                     f"#{rel[-1][0]})")
+    out.append({"seq": crash, "text": f"{run.label(crash)} came{tail}"})
     return out
 
 
@@ -258,9 +270,11 @@ def _reserved_area(run: Run, v: dict[str, Any]) -> list[dict[str, Any]]:
                and (lmb is None or x[7]["lmb"] == lmb or not x[7]["exact"])]
         for c in chk[-1:]:
             inflight = ans is None or c[0] < ans[0]
+            eff = run.effects(c[0])
             out.append({"seq": c[0], "text": f"{run.label(c[0])} was checked"
                         + (" while REGISTER was in flight (the kernel did not yet count the "
-                           "area as registered)" if inflight and c[0] > g[0] else "")})
+                           "area as registered)" if inflight and c[0] > g[0] else "")
+                        + (f" and {'; '.join(eff)}" if eff else "")})
     out.append({"seq": seq, "text": f"{run.label(seq)}: LMB {lmb if lmb is not None else '?'} left "
                 "the partition while the registration covered it"})
     return out

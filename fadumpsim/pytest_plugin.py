@@ -43,9 +43,10 @@ class ScenarioItem(pytest.Item):
         from fadumpsim import scenario, sim
         from fadumpsim.render import verdict_lines
         sc = scenario.load(str(self.path))
-        res = sim.run(sc)
+        recs: list = []
+        res = sim.run(sc, sink=recs.append)
         if not res.ok:
-            raise ScenarioFailed("\n".join(verdict_lines(res)))
+            raise ScenarioFailed("\n".join(verdict_lines(res, recs)))
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioFailed):

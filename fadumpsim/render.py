@@ -106,7 +106,27 @@ def transcript_lines(res: Any) -> list[str]:
     return out
 
 
-def verdict_lines(res: Any) -> list[str]:
+def run_records(res: Any) -> list[list[Any]] | None:
+    """The delivered records of a finished run, read back from its log (None without one)."""
+    if not getattr(res, "log", None):
+        return None
+    from fadumpsim.events.logfile import LogFormatError, LogReader
+    try:
+        return LogReader(res.log).records()
+    except (LogFormatError, OSError):
+        return None
+
+
+def explained_violations(res: Any, records: list[list[Any]] | None = None) -> list[dict[str, Any]]:
+    """res.violations, each with "because" and "explanation" when the records are known."""
+    recs = records if records is not None else run_records(res)
+    if not recs:
+        return list(res.violations)
+    from fadumpsim.explain import explain_all
+    return explain_all(res.violations, recs)
+
+
+def verdict_lines(res: Any, records: list[list[Any]] | None = None) -> list[str]:
     d = res.dump
     out = [f"== verdict: {'PASS' if res.ok else 'FAIL'} ({res.scenario.name}, seed {res.seed}, "
            f"{res.strategy}, {res.events} events)"]
@@ -123,9 +143,11 @@ def verdict_lines(res: Any) -> list[str]:
     if not res.violations:
         out.append("  invariants: dump-armed, kernel-data-captured, reserved-area-intact, accounting: ok")
     allowed = set(res.scenario.expect.get("violations", []))
-    for v in res.violations:
+    for v in explained_violations(res, records) if res.violations else []:
         mark = "expected" if v["invariant"] in allowed else "FAIL"
         out.append(f"  [{mark}] invariant {v['invariant']} (event #{v['seq']}): {v['message']}")
+        for b in v.get("because", []):
+            out.append(f"      because #{b['seq']}: {b['text']}")
     if res.failure:
         out.append(f"  [FAIL] simulator: {res.failure}")
     if res.log:
@@ -156,8 +178,9 @@ def print_run(res: Any, *, quiet: bool = False, color: bool = False) -> None:
             tab.add_row(f"expect {e['key']}", repr(e["expected"]), repr(e["actual"]),
                         "[green]ok[/]" if e["ok"] else "[red]FAIL[/]")
         allowed = set(res.scenario.expect.get("violations", []))
-        for v in res.violations:
-            tab.add_row(f"invariant {v['invariant']}", f"event #{v['seq']}", v["message"],
+        for v in explained_violations(res) if res.violations else []:
+            why = "".join(f"\n  because #{b['seq']}: {b['text']}" for b in v.get("because", []))
+            tab.add_row(f"invariant {v['invariant']}", f"event #{v['seq']}", v["message"] + why,
                         "[yellow]expected[/]" if v["invariant"] in allowed else "[red]FAIL[/]")
         if not res.violations:
             tab.add_row("invariants", "", "all four hold", "[green]ok[/]")
