@@ -1,0 +1,90 @@
+"""`diff` aligned by causal identity and `state` with hex, --changed and the memory map."""
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from fadumpsim.api import record
+from fadumpsim.cli import cli
+from fadumpsim.difflog import compare
+from fadumpsim.events.logfile import LogReader
+from fadumpsim.replay.constraints import Constraint, ConstraintStrategy
+from fadumpsim.scenario import Scenario, load
+
+CAT = "cat /sys/kernel/fadump_enabled"
+CRASH_AFTER_ECHO0 = [Constraint(("hotplug", "kernel", "hp.sysfs_write", 1),
+                                ("crash", "kernel", "cmd.run", 2))]
+
+
+def two_scripts() -> Scenario:
+    return Scenario.build("two", script=[{"name": "a", "actor": "kernel", "run": [CAT, CAT]},
+                                         {"name": "b", "actor": "kernel", "run": [CAT]}])
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_commuted_runs_align_completely_and_name_the_swapped_decision(tmp_path):
+    a, b = tmp_path / "a.fadlog", tmp_path / "b.fadlog"
+    record(two_scripts(), str(a))
+    record(two_scripts(), str(b), strategy=ConstraintStrategy([Constraint(
+        ("b", "kernel", "cmd.run", 1), ("a", "kernel", "cmd.run", 1))]))
+    ra, rb = LogReader(str(a)).records(), LogReader(str(b)).records()
+    assert ra != rb and [r[4] for r in ra] != [r[4] for r in rb] or ra[5:] != rb[5:]
+    d = compare(ra, rb)
+    assert not d.identical and d.only_a == [] and d.only_b == [] and d.payload == []
+    assert d.first_outcome is None and d.moved
+    r = invoke("diff", a, b)
+    assert r.exit_code == 1
+    assert "first difference in outcome: none" in r.stdout
+    assert "ordering decisions that differ (1)" in r.stdout
+    assert f"'{CAT}' from b" in r.stdout or f"'{CAT}' from a" in r.stdout
+
+
+def test_diff_reports_the_decision_and_the_first_outcome_difference(tmp_path):
+    a, b = tmp_path / "a.fadlog", tmp_path / "b.fadlog"
+    sc = load("udev-reload-race")
+    record(sc, str(a))
+    record(sc, str(b), strategy=ConstraintStrategy(CRASH_AFTER_ECHO0))
+    r = invoke("diff", a, b)
+    assert r.exit_code == 1
+    out = r.stdout
+    assert "A: " in out and ", pass" in out and ", fail" in out and "outcome: A pass, B fail" in out
+    assert "kernel handled cmd.run 'echo c > /proc/sysrq-trigger' from crash" in out
+    assert "before" in out and "in A, after them in B" in out
+    # in A the kernel crashed before answering drmgr's LMB table query: B has it, A not
+    assert "first difference in outcome:" in out and "hp.lmb_table" in out \
+        and "(no such delivery in A)" in out
+    assert invoke("diff", a, a).exit_code == 0
+
+
+def test_state_hex_changed_and_memory_map(tmp_path):
+    log = tmp_path / "w.fadlog"
+    record(load("udev-reload-race"), str(log), strategy=ConstraintStrategy(CRASH_AFTER_ECHO0))
+    recs = LogReader(str(log)).records()
+    unreg = next(r[0] for r in recs if r[4] == "rtas.configure_kernel_dump" and r[7]["cmd"] == 2)
+    r = invoke("state", log, "--at", unreg - 1)
+    assert r.exit_code == 0
+    lines = r.stdout.splitlines()
+    assert max(len(x) for x in lines) <= 110
+    assert "boot_memory_size: 0x24000000" in r.stdout and "603979776" not in r.stdout
+    i = lines.index(next(x for x in lines if x.startswith("memory map (kernel")))
+    rows = lines[i + 2:]
+    movable = next(x for x in rows if "Movable" in x)
+    assert "LMB 2-4" in movable and "0x024000000-0x047ffffff" in movable \
+        and "fadump area" in movable and "registered" in movable
+    assert any("boot memory" in x and "LMB 0" in x for x in rows)
+    assert any(x.strip().startswith("LMB 33-63") and " - " in x for x in rows)
+    # what the UNREGISTER delivery changed: firmware's registration, and the map shows it
+    c = invoke("state", log, "--at", unreg, "--changed")
+    assert "[firmware] changed by #" in c.stdout and "registered" in c.stdout
+    assert "[kernel] changed" not in c.stdout
+    after = c.stdout.split("memory map")[1]
+    assert "registered" not in after and "fadump area" in after
+    j = json.loads(invoke("state", log, "--at", unreg, "--changed", "--json").stdout)
+    assert {"at", "actors", "memory_map", "changed"} <= set(j)
+    assert "firmware" in j["changed"] and "kernel" not in j["changed"]
+    assert j["memory_map"][0]["lmbs"] == [0, 0]
+    assert invoke("state", log, "--at", 0, "--changed").exit_code == 2
