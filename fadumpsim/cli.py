@@ -304,6 +304,35 @@ def state(log: str, at: int, actor: str | None, changed: bool, as_json: bool) ->
             click.echo(line)
 
 
+@cli.command()
+@click.argument("log", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="HTML file to write (default: LOG's stem + .html beside it).")
+@click.option("--no-minimize", is_flag=True, help="Skip the minimized story (faster).")
+def report(log: str, out: str | None, no_minimize: bool) -> None:
+    """One self-contained HTML page about the run in LOG (works offline, no JavaScript):
+    verdict and why, the minimized story, an SVG sequence diagram, the memory map over
+    time, the transcript and the kernel log."""
+    from fadumpsim.events.logfile import LogFormatError
+    from fadumpsim.replay.runtime import Divergence
+    from fadumpsim.report import run_report
+    if out is None:
+        p = Path(log)
+        out = str(p.with_name((p.name[:-len(".fadlog")] if p.name.endswith(".fadlog")
+                               else p.stem) + ".html"))
+    if not Path(out).resolve().parent.is_dir():
+        raise InputError(f"{out}: directory {Path(out).parent} does not exist")
+    try:
+        text = run_report(log, minimize=not no_minimize)
+    except LogFormatError as e:
+        raise InputError(str(e)) from None
+    except Divergence as d:
+        click.echo(_divergence_text(d), err=True)
+        sys.exit(EXIT_DIVERGED)
+    Path(out).write_text(text, encoding="utf-8")
+    click.echo(f"written: {out}")
+
+
 def _register_optional() -> None:
     """Commands that live in their own modules (kept out of the start-up path)."""
     from fadumpsim.cli_inspect import inspect_cmd

@@ -73,9 +73,12 @@ class _Bar:
               help="Run on Dask: 'local' starts a LocalCluster of --workers processes, "
                    "anything else is a scheduler address (tcp://host:8786).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the summary.")
+@click.option("--report", "report_out", type=click.Path(dir_okay=False), default=None,
+              help="Also write one self-contained HTML page: every failure group with its "
+                   "minimized story and sequence diagram.")
 def explore_cmd(scenario: str, strategy: str, schedules: int, seed: int, workers: int, out: str,
                 as_json: bool, depth: int, steps: int | None, preemption_bound: int | None,
-                scheduler: str | None, quiet: bool) -> None:
+                scheduler: str | None, quiet: bool, report_out: str | None) -> None:
     """Search orderings of SCENARIO for invariant or expectation failures.
 
     SCENARIO is a .toml file or a built-in scenario name. Each distinct failure is
@@ -97,6 +100,9 @@ def explore_cmd(scenario: str, strategy: str, schedules: int, seed: int, workers
         _input_error(str(e))
         return
     from fadumpsim.api import explore
+    from pathlib import Path
+    if report_out is not None and not Path(report_out).resolve().parent.is_dir():
+        _input_error(f"{report_out}: directory {Path(report_out).parent} does not exist")
     show_bar = not quiet and not as_json and sys.stderr.isatty()
     label = f"{strategy} {sc.name}"
     kw: dict[str, Any] = dict(strategy=strategy, schedules=schedules, seed=seed, workers=workers,
@@ -116,9 +122,16 @@ def explore_cmd(scenario: str, strategy: str, schedules: int, seed: int, workers
             _input_error(f"dask scheduler {scheduler}: {e}")
         _input_error(f"{out}: {e}")
         return
+    if report_out is not None:
+        from fadumpsim.report import explore_report
+        Path(report_out).write_text(explore_report(res), encoding="utf-8")
     if as_json:
-        click.echo(json.dumps(res.to_json(), indent=2, default=str))
+        d = res.to_json()
+        d["report"] = report_out
+        click.echo(json.dumps(d, indent=2, default=str))
     else:
+        if report_out is not None:
+            click.echo(f"report: {report_out}")
         for line in res.summary_lines():
             click.echo(line)
         if res.failures:
