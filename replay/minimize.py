@@ -1,4 +1,19 @@
-"""Shrink a failing run to the fewest deviations from FIFO order that still fail.
+"""Shrink a failing run to the few orderings it needs.
+
+Two phases. First, the fewest *deviations* from FIFO order that still fail (below).
+Then, from that run, the *causal* phase (`causal_minimize`): a minimal set of
+happens-before constraints "A before B" between racing deliveries (same actor,
+neither causes the other; replay/causal.py) such that FIFO order under them
+(`ConstraintStrategy`, replay/constraints.py) fails exactly as the original (same
+failure key and signature: a candidate failing in another way is rejected) and
+every constraint holds. Start: the run's races, one per (delivery, other incoming
+channel). Shrink: ddmin, then single removals to a fixpoint; then each constraint's
+A is moved as early as the failure allows ("after the echo 0", not "after whatever
+followed it"). Each remaining constraint is reversed alone, by running, to record
+whether the failure needs it (`necessary`). The written `.min.fadlog` is FIFO under
+the constraints.
+
+Deviation phase:
 
 A *deviation* is a step where the delivered channel differs from the one
 FifoStrategy would pick given the same candidates and heads. FIFO is the natural
@@ -372,11 +387,13 @@ def initial_constraints(records: Sequence[Sequence[Any]]) -> list[Constraint]:
                                                                  key=lambda x: (x[0][0], x[1]))]
 
 
-def constraint_signature(constraints: Sequence[Any]) -> str:
-    """A stable text key of a constraint set (for grouping failures by their cause):
-    sorted "src>dst:type#nth<src>dst:type#nth" items joined by ';'."""
+def constraint_signature(result: Any) -> str:
+    """A stable text key of the orderings a failure needs (for grouping failures by their
+    cause): sorted "src>dst:type#nth<src>dst:type#nth" items joined by ';'. `result` is a
+    MinimizeResult, or a list of FoundConstraint / Constraint; "" when none is needed."""
     def name(e: DeliveryId) -> str:
         return f"{e[0]}>{e[1]}:{e[2]}#{e[3]}"
+    constraints = getattr(result, "constraints", result)
     items = []
     for c in constraints:
         c = getattr(c, "constraint", c)

@@ -159,6 +159,7 @@ def test_toy_minimizes_to_the_unique_answer_rejecting_the_other_failure():
     assert all(c.necessary for c in found) and mres.violations[0]["invariant"] == "x"
     assert runs > 0
     sig = constraint_signature(found)
+    assert constraint_signature(type("R", (), {"constraints": found})()) == sig
     assert sig == "a>r:toy.tag#2<b>r:toy.tag#1;b>r:toy.tag#1<c>r:toy.tag#1"
 
 
