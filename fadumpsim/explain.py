@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any, Sequence
 
-from fadumpsim.render import DRC_BASE, RTAS_CMDS
+from fadumpsim.eventtext import DRC_BASE, RTAS_CMDS, describe
 from fadumpsim.replay.causal import HappensBefore
 
 Rec = Sequence[Any]
@@ -105,7 +105,6 @@ class Run:
             return f"{t} for LMB {p['drc_index'] - DRC_BASE} (#{seq})"
         if t == "lock.wake":
             return f"the wake-up of a {p['lock']} waiter (#{seq})"
-        from fadumpsim.render import describe
         return f"{describe(t, p)} (#{seq})"
 
     def effects(self, seq: int) -> list[str]:

@@ -25,7 +25,7 @@ LAYERS = [
     ("app", ("fadumpsim.scenario", "fadumpsim.sim", "fadumpsim.invariants",
              "fadumpsim.verdict", "fadumpsim.render", "fadumpsim.expect", "fadumpsim.api",
              "fadumpsim.explain", "fadumpsim.report", "fadumpsim.pin",
-             "fadumpsim.memmap", "fadumpsim.statefmt", "fadumpsim.difflog",
+             "fadumpsim.memmap", "fadumpsim.eventtext", "fadumpsim.statefmt", "fadumpsim.difflog",
              "fadumpsim.scenarios")),
     ("top", ("fadumpsim.cli", "fadumpsim.cli_common", "fadumpsim.cli_explore",
              "fadumpsim.cli_inspect", "fadumpsim.pytest_plugin")),
