@@ -174,9 +174,11 @@ def constraint_text(records: Sequence[Rec], before_seq: int, after_seq: int) -> 
     a, b = before_seq, after_seq
     dst = run.rec(b)[3]
     eff = run.effects(a)
-    text = f"{run.label(b)} reached the {dst} after {run.label(a)}"
-    if eff:
-        text += f" [{'; '.join(eff)}]"
+    effs = f" [{'; '.join(eff)}]" if eff else ""
+    if b == run.crash_seq():     # the crash came too late: say what it came after
+        text = f"{run.label(b)} reached the {dst} after {run.label(a)}{effs}"
+    else:                        # something came too early: say what it overtook
+        text = f"{run.label(a)}{effs} reached the {dst} before {run.label(b)}"
     text += run.unfinished(a, b)
     fl = [x for x in run.in_flight(b if b == run.crash_seq() else a)
           if f"(#{a}," not in x]

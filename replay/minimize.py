@@ -432,7 +432,9 @@ def causal_minimize(system: System, records: Sequence[Sequence[Any]], target: Ta
         fc.flipped = ("passes" if t is None else
                       f"fails the same way ({t[0]})" if t == target else f"fails as {t[0]} ({t[1]})")
         if not fs.holds(c.flipped()):
-            fc.flipped += " (the reversed order could not be forced)"
+            gone = [e for e in (c.before, c.after) if e not in fs.delivered]
+            fc.flipped += (f" (then {gone[0][0]}->{gone[0][1]} {gone[0][2]} #{gone[0][3]} never "
+                           "happened)" if gone else " (the reversed order could not be forced)")
         fc.text = (f"{recs[b][3]} handled {fc.after_what} from {recs[b][2]} (#{b + 1}) after "
                    f"{fc.before_what} from {recs[a][2]} (#{a + 1})")
         out.append(fc)

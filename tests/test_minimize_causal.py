@@ -206,6 +206,12 @@ def test_udev_window_is_one_constraint_in_kernel_terms(tmp_path):
     d = m.to_json()
     assert d["constraints"][0]["before"]["type"] == "hp.sysfs_write"
     assert d["constraints"][0]["text"] == t
+    assert d["constraint_signature"] == \
+        "hotplug>kernel:hp.sysfs_write#1<crash>kernel:cmd.run#2"
+    r = CliRunner().invoke(cli, ["minimize", log, "-o", str(tmp_path / "cli.fadlog")])
+    assert r.exit_code == 0 and "1 ordering constraint(s)" in r.stdout
+    assert "the failure needs (reversing any one makes it go away):\n  1. the crash (`echo c" \
+        in r.stdout
 
 
 def test_registration_dlpar_race_is_lmb_is_removable_while_register_in_flight(tmp_path):
