@@ -249,9 +249,17 @@ def gather(path: str, *, minimize: bool = True) -> dict[str, Any]:
     if f is not None and minimize:
         found, mrecs, _mres, _runs = causal_minimize(lg.system, records, (f[0], f[1]),
                                                      max_runs=400)
+        # the constraints hold in this run too (they come from its races, A only moved
+        # earlier): tell them with this run's seqs, the ones the diagram shows
         from fadumpsim.explain import constraint_text
+        from fadumpsim.replay.constraints import delivery_ids
+        pos = {d: i + 1 for i, d in enumerate(delivery_ids(records))}
         for c in found:
-            c.text = constraint_text(mrecs, c.before_seq, c.after_seq)
+            a, b = pos.get(c.constraint.before), pos.get(c.constraint.after)
+            if a and b and a < b:
+                c.before_seq, c.after_seq, c.text = a, b, constraint_text(records, a, b)
+            else:
+                c.text = constraint_text(mrecs, c.before_seq, c.after_seq) + " (minimized run)"
         constraints, crecs = found, mrecs
     return {"path": path, "result": res, "records": records, "klog": klog, "maps": maps,
             "violations": explained_violations(res, records), "constraints": constraints,
@@ -297,9 +305,8 @@ def run_section(g: dict[str, Any], id_prefix: str = "", heading: int = 2) -> str
     if g["constraints"]:
         parts.append(f"<{h}>Minimized story: the orderings the failure needs</{h}>"
                      "<p>FIFO order under these constraints fails the same way; reversing any "
-                     "one of them (checked by running) makes the failure go away. Seqs below "
-                     "are those of the minimized run; the diagram marks the same deliveries in "
-                     "this run.</p><ol class=\"constraints\" id=\"" + id_prefix + "constraints\">")
+                     "one of them (checked by running) makes the failure go away. Seqs are "
+                     "this run's; the diagram marks the same deliveries.</p><ol class=\"constraints\" id=\"" + id_prefix + "constraints\">")
         for c in g["constraints"]:
             parts.append(f'<li class="constraint">{_e(c.text)}'
                          + ("" if c.necessary else f" <i>(reversed alone: {_e(c.flipped)})</i>")
