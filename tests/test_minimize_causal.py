@@ -158,6 +158,18 @@ def test_toy_minimizes_to_the_unique_answer_rejecting_the_other_failure():
     assert got == {(tag("a", 2), tag("b")), (tag("b"), tag("c"))}
     assert all(c.necessary for c in found) and mres.violations[0]["invariant"] == "x"
     assert runs > 0
+    # brute force, independent of the search: every subset of the run's races that
+    # reproduces x with all constraints holding; the smallest is unique and is the answer
+    from itertools import combinations
+    c0 = initial_constraints(recs)
+    hits = []
+    for k in range(len(c0) + 1):
+        for sub in combinations(c0, k):
+            o, _r, st2 = toy_run(list(sub))
+            if st2.satisfied() and [v["invariant"] for v in o.violations] == ["x"]:
+                hits.append({(c.before, c.after) for c in sub})
+    smallest = min(len(h) for h in hits)
+    assert [h for h in hits if len(h) == smallest] == [got]
     sig = constraint_signature(found)
     assert constraint_signature(type("R", (), {"constraints": found})()) == sig
     assert sig == "a>r:toy.tag#2<b>r:toy.tag#1;b>r:toy.tag#1<c>r:toy.tag#1"
@@ -199,6 +211,11 @@ def test_udev_window_is_one_constraint_in_kernel_terms(tmp_path):
     assert "the crash (`echo c > /proc/sysrq-trigger`" in t and "udev rule's `echo 0 > " \
         "/sys/kernel/fadump_registered`" in t and "UNREGISTER" in t
     assert f"#{c.after_seq}" in t and f"#{c.before_seq}" in t
+    # independent of minimize: FIFO passes, the constraint alone fails, reversed it passes
+    sc = load("udev-reload-race")
+    assert sim.run(sc).ok
+    assert not sim.run(sc, strategy=ConstraintStrategy([c.constraint])).ok
+    assert sim.run(sc, strategy=ConstraintStrategy([c.constraint.flipped()])).ok
     # the minimized log replays and satisfies the constraint
     res, lg = replay(m.out)
     ids = delivery_ids(lg.records)
@@ -226,6 +243,11 @@ def test_registration_dlpar_race_is_lmb_is_removable_while_register_in_flight(tm
     assert "lmb_is_removable(LMB 3)" in t and "answer to REGISTER" in t
     assert "removable=True" in t and "in flight" in t
     assert m.constraints[0].necessary
+    sc = protect(revert=False, concurrent=True)
+    c = m.constraints[0].constraint
+    assert sim.run(sc).ok and sim.run(sc, strategy=ConstraintStrategy([c.flipped()])).ok
+    bad = sim.run(sc, strategy=ConstraintStrategy([c]))
+    assert "reserved-area-intact" in {v["invariant"] for v in bad.violations}
 
 
 # -- pinning a failure as a regression scenario ---------------------------------------------------
