@@ -98,10 +98,11 @@ def map_lines(rows: list[Row]) -> list[str]:
     """A fixed-width table: one line per run, hex addresses."""
     digits = max(9, len(f"{rows[-1].end - 1:x}") if rows else 9)
     rng = 2 * (digits + 2) + 1
-    out = [f"  {'LMBs':<13} {'range':<{rng}} {'firmware':<10} {'kernel':<8} {'zone':<8} "
+    lw = max([13, *(len(r.lmbs()) for r in rows)])
+    out = [f"  {'LMBs':<{lw}} {'range':<{rng}} {'firmware':<10} {'kernel':<8} {'zone':<8} "
            f"{'memblock':<9} areas"]
     for r in rows:
-        out.append(f"  {r.lmbs():<13} {r.start:#0{digits + 2}x}-{r.end - 1:#0{digits + 2}x} "
+        out.append(f"  {r.lmbs():<{lw}} {r.start:#0{digits + 2}x}-{r.end - 1:#0{digits + 2}x} "
                    f"{'assigned' if r.assigned else '-':<10} {'present' if r.present else '-':<8} "
                    f"{r.zone:<8} {r.reserved or '-':<9} {', '.join(r.areas) or '-'}")
     return out

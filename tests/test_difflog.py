@@ -112,3 +112,39 @@ def test_coverage_gaps_are_only_pairs_that_could_reorder():
     one = explore(load("udev-reload-window"), "random", schedules=1)
     assert one.coverage.gaps() and set(one.coverage.gaps()) <= set(one.coverage.one_order())
     assert one.to_json()["coverage"]["causal"] == len(one.coverage.causal())
+
+
+def test_memory_map_rows_match_a_per_page_brute_force_and_stay_few_at_64tb(tmp_path):
+    from fadumpsim.api import state_at
+    from fadumpsim.memmap import memory_map
+    log = tmp_path / "s.fadlog"
+    record(load("hotplug-protect-reverted"), str(log))
+    recs = LogReader(str(log)).records()
+    rel = next(r[0] for r in recs if r[4] == "dlpar.release_drc")
+    snaps = state_at(str(log), rel)
+    lmb = 256 << 20
+    rows = memory_map(snaps, lmb)
+    k, fw = snaps["kernel"], snaps["firmware"]
+    fd = k["fw_dump"]
+    step = 16 << 20                     # probe every 16MB: all boundaries here are aligned to it
+    end = rows[-1].end
+    assigned = {s + i for s, n, a in fw["lmb_runs"] if a for i in range(n)}
+    inside = lambda a, rs: any(s <= a < e for s, e in rs)  # noqa: E731
+    for addr in range(0, end, step):
+        row = next(r for r in rows if r.start <= addr < r.end)
+        assert row.assigned == (addr // lmb in assigned), hex(addr)
+        assert row.present == inside(addr, k["memblock_memory"]), hex(addr)
+        assert (row.zone == "Movable") == (row.present and inside(addr, [k["movable"]]))
+        s0 = fd["reserve_dump_area_start"]
+        assert ("fadump area" in row.areas) == (s0 <= addr < s0 + fd["reserve_dump_area_size"])
+        assert ("boot memory" in row.areas) == (addr < fd["boot_memory_size"])
+    # LMB 3 was released: firmware no longer assigns it though it is in the fadump area
+    gone = next(r for r in rows if r.first_lmb == 3)
+    assert not gone.assigned and "fadump area" in gone.areas
+    big = tmp_path / "big.toml"
+    big.write_text('name = "big"\n[machine]\nmemory = "64TB"\n[[script]]\nname = "k"\n'
+                   'actor = "kernel"\nrun = ["echo 1 > /sys/kernel/fadump_registered"]\n')
+    blog = tmp_path / "big.fadlog"
+    r = record(load(str(big)), str(blog))
+    brows = memory_map(state_at(str(blog), r.events), lmb)
+    assert len(brows) <= 12 and brows[-1].last_lmb == 524287
