@@ -93,7 +93,8 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
         raise InputError(f"{path}: directory {path.parent} does not exist")
     if dump_dir:
         Path(dump_dir).mkdir(parents=True, exist_ok=True)
-    strat = make_strategy(strategy, seed, depth=depth, steps=steps)
+    from fadumpsim.sim import scheduled
+    strat = scheduled(sc, make_strategy(strategy, seed, depth=depth, steps=steps))
     res = record(sc, str(path), seed=seed, strategy=strat, dump_dir=dump_dir,
                  observers=_tracing(trace, f"{sc.name}:{seed}:{strategy}"))
     if as_json:

@@ -275,6 +275,10 @@ def test_minimize_scenario_pins_the_failure_and_passes_once_fixed(tmp_path):
     # the CLI and pytest see the same: fails while the bug exists
     r = CliRunner().invoke(cli, ["run", str(out), "-q", "--log", str(tmp_path / "p.fadlog")])
     assert r.exit_code == 1 and "reserved-area-intact" in r.output
+    from fadumpsim.events.logfile import LogReader
+    h = LogReader(str(tmp_path / "p.fadlog")).header
+    assert h["strategy"] == "constrained" and len(h["strategy_params"]["constraints"]) == 1
+    assert replay(str(tmp_path / "p.fadlog"))[0].events == res.events
     r = CliRunner().invoke(cli, ["minimize", log, "--scenario", str(out)])
     assert r.exit_code == 2 and "already exists" in r.stderr
 
