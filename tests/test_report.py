@@ -110,6 +110,13 @@ def test_report_is_self_contained_and_links_events_to_the_kernel_log(tmp_path):
         if e[0] == "g" and e[1].get("class", "").startswith("event"))
         and a.get("href", "").startswith("#klog-"))
     assert d.find(id=link[1:]), f"{link} has no target"
+    ok = tmp_path / "ok.fadlog"
+    record(load("udev-reload-race"), str(ok))          # FIFO: the crash comes first, passes
+    assert CliRunner().invoke(cli, ["report", str(ok), "--no-minimize"]).exit_code == 0
+    p = Dom()
+    p.feed((tmp_path / "ok.html").read_text())
+    assert p.find(id="verdict")[0][2].startswith("PASS") and not p.find("li", class_="constraint")
+    assert not p.find("g", class_="failure") and p.find("g", class_="lane")
     r = CliRunner().invoke(cli, ["report", str(tmp_path / "nope.fadlog")])
     assert r.exit_code == 2 and "nope.fadlog" in r.stderr
 
