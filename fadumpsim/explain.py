@@ -233,8 +233,19 @@ def _dump_armed(run: Run, v: dict[str, Any]) -> list[dict[str, Any]]:
         zero = (t == "hp.sysfs_write" and p.get("value") == "0") or (
             t == "cmd.run" and "echo 0" in p.get("command", "") and REGISTERED in p["command"])
         if zero and r[0] < crash:
+            again = ""
+            op = p.get("op")
+            if op is not None:      # the same operation's next write (the rule's echo 1)
+                nxt = next((x for x in run.records[r[0]:] if x[4] == t and x[2] == r[2]
+                            and x[7].get("op") == op), None)
+                if nxt is None:
+                    again = "; it never wrote again: the crash came first"
+                elif nxt[0] > crash:
+                    again = (f"; its next write, `echo {nxt[7].get('value')}` (#{nxt[0]}), came "
+                             "only after the crash")
             out.append({"seq": r[0], "text": f"{run.label(r[0])} unregistered fadump"
-                        + (f" ({', '.join(run.effects(r[0]))})" if run.effects(r[0]) else "")})
+                        + (f" ({', '.join(run.effects(r[0]))})" if run.effects(r[0]) else "")
+                        + again})
     fl = run.in_flight(crash)
     if fl:
         tail = f" while in flight: {'; '.join(fl)}"
