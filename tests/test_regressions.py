@@ -140,9 +140,7 @@ def test_crashing_cpu_is_the_one_that_ran_sysrq(tmp_path):
             + script("c", "capture", "cp /proc/vmcore /var/crash/vmcore"))
     sc = scenario.loads(text, "<t>")
     res = api.record(sc, str(tmp_path / "r.fadlog"), dump_dir=str(tmp_path / "d"), keep_sched=True)
-    want = res.sched.actors["kernel"].crash_truth and \
-        res.sched.actors["capture"].fw.fdm_active is not None
-    assert want
+    assert res.dump["status"] == "saved"
     crash_cpu = None
     for ev in _records(tmp_path / "r.fadlog"):
         if ev[4] == "rtas.os_term":
@@ -151,10 +149,18 @@ def test_crashing_cpu_is_the_one_that_ran_sysrq(tmp_path):
     with open(tmp_path / "d" / "var" / "crash" / "vmcore", "rb") as f:
         elf = ELFFile(f)
         notes = [n for s in elf.iter_segments() if s["p_type"] == "PT_NOTE" for n in s.iter_notes()]
-    pr = [n for n in notes if n["n_type"] == "NT_PRSTATUS"]
-    # the crashing CPU's note comes first (crash_save_cpu order in the ELF core header)
-    assert pr and _prstatus_pid(pr[0]) == crash_cpu + 1 or any(
-        _prstatus_pid(n) == crash_cpu + 1 for n in pr)
+    pr = [_raw(n) for n in notes if n["n_type"] == "NT_PRSTATUS"]
+    assert len(pr) == 8
+    # the crashing CPU's elf_prstatus carries pr_cursig = SIGSEGV (offset 12, a short);
+    # pr_pid (offset 32) holds cpu + 1 in the files fadumpsim writes
+    crashing = [int.from_bytes(d[32:36], "little") - 1 for d in pr
+                if int.from_bytes(d[12:14], "little") == 11]
+    assert crashing == [crash_cpu]
+
+
+def _raw(note) -> bytes:
+    desc = note["n_desc"]
+    return desc if isinstance(desc, (bytes, bytearray)) else bytes(desc, "latin-1")
 
 
 def _records(path):
@@ -164,15 +170,53 @@ def _records(path):
     return recs
 
 
-def _prstatus_pid(note) -> int:
-    desc = note["n_desc"]
-    raw = desc if isinstance(desc, (bytes, bytearray)) else bytes(desc, "latin-1")
-    # struct elf_prstatus (ppc64): si_signo, si_code, si_errno (3 x int), pr_cursig (short,
-    # padded), pr_sigpend, pr_sighold (2 x ulong), then pr_pid (int)
-    off = 12 + 4 + 16
-    return int.from_bytes(raw[off:off + 4], "little")
-
-
 # -- sizes -----------------------------------------------------------------------------------------------------
 def test_gb_mb_helpers_are_binary():
     assert GB == 1024 * MB == 1 << 30
+
+
+# -- makedumpfile dump levels: each bit filters its own class ------------------------------------------------
+WORKLOAD = '[workload]\nuser = "1G"\ncache = "512M"\n'
+USER_PAGES, CACHE_PAGES = (1 << 30) // (64 << 10), (512 << 20) // (64 << 10)
+
+
+def _excluded(stdout: str, label: str) -> int:
+    line = next(l for l in stdout.splitlines() if l.strip().startswith(label))
+    return int(line.split(":")[1], 16)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 4, 8, 16, 31])
+def test_dump_level_bits_filter_their_own_class(run, level):
+    res = run(f'name = "d{level}"\n' + WORKLOAD + script("k", "kernel", REG, CRASH)
+              + script("cap", "capture", f"makedumpfile -d {level} /proc/vmcore /var/crash/vmcore"))
+    out = next(t["stdout"] for t in res.transcript if t["script"] == "cap")
+    d = res.dump
+    assert d["status"] == "saved" and d["level"] == level
+    # bit 8: user process data; filtered pages are neither expected nor lost
+    if level & 8:
+        assert d["user_pages_expected"] == 0 and d["user_pages_lost"] == 0
+        assert _excluded(out, "User process data pages") > 0
+    else:
+        assert d["user_pages_expected"] == USER_PAGES
+        assert _excluded(out, "User process data pages") == 0
+        # the part of the user memory the firmware copy overwrote (ZONE_MOVABLE reuse)
+        assert d["user_pages_lost"] == USER_PAGES - d["user_pages_captured"] > 0
+    # bit 2: non-private page cache
+    assert _excluded(out, "Non-private cache pages") == (CACHE_PAGES if level & 2 else 0)
+    # kernel pages are never filtered by these levels, and none is lost
+    assert d["kernel_pages_lost"] == 0 and d["kernel_pages_captured"] == d["kernel_pages_expected"] > 0
+
+
+# -- dump-armed is judged on the LAST script write before the crash -------------------------------------------
+def test_echo_1_then_echo_0_then_crash_is_not_a_dump_armed_violation(run):
+    res = run('name = "off"\n' + script("k", "kernel", REG, UNREG, CRASH))
+    assert res.dump["status"] == "none"
+    assert not [v for v in res.violations if v["invariant"] == "dump-armed"]
+
+
+def test_echo_0_then_echo_1_then_lost_dump_is_a_dump_armed_violation(run):
+    res = run('name = "on"\n' + script("fw", "firmware", "inject copy-error destination")
+              + script("k", "kernel", UNREG, REG, CRASH, after=["fw"]))
+    assert res.dump["status"] not in ("saved", "available")
+    assert [v["invariant"] for v in res.violations] == ["dump-armed"]
+
