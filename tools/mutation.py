@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: area -> (modules to mutate, tests that judge them)
 AREAS: dict[str, tuple[list[str], list[str]]] = {
-    "model": (["actors/kernel/sizing.py", "actors/kernel/fadump.py", "actors/kernel/dlpar.py",
+    "model": (["actors/kernel/sizing.py", "actors/kernel/actor.py", "actors/kernel/fadump.py", "actors/kernel/dlpar.py",
                "actors/firmware.py", "actors/kernel/crash.py", "actors/kernel/mm.py",
                "actors/pagemap.py", "actors/hotplug.py"],
               ["tests/test_sizing.py", "tests/test_kernel.py", "tests/test_hotplug.py",
@@ -327,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.named or not a.area:
         all_tests = sorted({t for _m, ts in AREAS.values() for t in ts})
         for n in named:
-            res, dt = with_source(n.path, named_source(n), all_tests, a.timeout)
+            # the tests of the area the module belongs to (all tests when it is in none)
+            tests = next((ts for ms, ts in AREAS.values() if n.path in ms), all_tests)
+            res, dt = with_source(n.path, named_source(n), tests, a.timeout)
             results.append({"area": "named", "id": n.name, "text": n.pattern, "result": res,
                             "seconds": round(dt, 1)})
             print(f"{'named':12} {res:22} {n.name}", flush=True)
