@@ -220,3 +220,17 @@ def test_echo_0_then_echo_1_then_lost_dump_is_a_dump_armed_violation(run):
     assert res.dump["status"] not in ("saved", "available")
     assert [v["invariant"] for v in res.violations] == ["dump-armed"]
 
+
+
+# -- memblock contiguity (RFC 3/4's hole check) ---------------------------------------------------------------
+def test_contiguity_check_sees_a_trailing_hole(run):
+    res = run('name = "z"\n[kernel]\ncmdline = "fadump=nonmovable"\n', keep_sched=True)
+    k = res.sched.actors["kernel"]
+    top = 8 * GB
+    lmb = 256 * MB
+    assert k._contiguous(top - 2 * lmb, top)
+    k.mm.remove(top - lmb, top)                     # the last LMB leaves: memory ends early
+    assert not k._contiguous(top - 2 * lmb, top)    # a hole at the very end
+    assert k._contiguous(top - 2 * lmb, top - lmb)  # up to the hole is fine
+    k.mm.remove(top - 3 * lmb, top - 2 * lmb)
+    assert not k._contiguous(top - 4 * lmb, top - lmb)  # a hole in the middle

@@ -4,7 +4,9 @@
 # Loaded by tools/mutation.py (which provides `Named`).
 NAMED = [
     Named("fifo-by-send-order", "replay/strategies.py",  # noqa: F821
-          r"k = h\.due, h\.send_order", "k = h.send_order, h.due"),
+          r"bk = heads\[0\]\.due, heads\[0\]\.send_order\n(.*\n){2}.*k = h\.due, h\.send_order",
+          "bk = heads[0].send_order, heads[0].due\n        for i in range(1, len(heads)):\n"
+          "            h = heads[i]\n            k = h.send_order, h.due"),
     Named("in-partition-end-off-by-one", "actors/firmware.py",  # noqa: F821
           r"first, last = start // lmb, \(start \+ length - 1\) // lmb",
           "first, last = start // lmb, (start + length) // lmb"),
