@@ -133,6 +133,7 @@ class Finding:
     log: str | None = None
     reproduced: bool | None = None
     minimized: dict[str, Any] | None = None
+    pinned: str | None = None       # the scenario plus [schedule]: fails in FIFO order
     seeds: list[int] = field(default_factory=list)   # the first few seeds that hit it
 
     def to_json(self) -> dict[str, Any]:
@@ -141,7 +142,7 @@ class Finding:
                 "seeds": self.seeds, "message": self.message, "schedule": self.schedule,
                 "run": run_command(self.scenario, self.schedule) if self.scenario else None,
                 "original_log": self.original_log, "reproduced": self.reproduced,
-                "minimized": self.minimized}
+                "minimized": self.minimized, "pinned": self.pinned}
 
 
 @dataclass
@@ -192,6 +193,8 @@ class SwarmResult:
                 lines.append(f"      scenario: {f.scenario}   log: {f.log}"
                              + ("" if f.reproduced in (None, True) else
                                 "  (WARNING: the log did not reproduce the failure)"))
+                if f.pinned:
+                    lines.append(f"      pinned (fails in FIFO order): {f.pinned}")
                 if f.minimized:
                     for s in f.minimized.get("story", [])[:3]:
                         lines.append(f"      {s}")
@@ -220,8 +223,10 @@ class _Saver:
 
     def save(self, f: Finding) -> None:
         import tomli_w
-        from fadumpsim import api
+        from fadumpsim import api, sim
+        from fadumpsim.pin import write_pinned
         from fadumpsim.replay.explore import failure_of, free_path
+        from fadumpsim.replay.minimize import constraint_signature
         from fadumpsim.scenario import Scenario
         data = scenario_for_seed(f.first_seed, self.knobs)
         data["description"] = (f"Found by `fadumpsim swarm` (profile {self.knobs.profile}, seed "
@@ -242,12 +247,22 @@ class _Saver:
             return
         m = api.minimize(log, free_path(self.out, stem, ".min.fadlog"),
                          max_runs=self.minimize_runs)
-        if m.failed and m.out and m.reproduced:
-            f.log = m.out
-            f.minimized = {"events": m.events, "deviations": len(m.deviations),
-                           "original_events": m.original_events,
-                           "original_deviations": m.original_deviations,
-                           "runs": m.runs, "story": m.story}
+        if not (m.failed and m.out and m.reproduced):
+            return
+        f.log = m.out
+        f.minimized = {"events": m.events, "deviations": len(m.deviations),
+                       "original_events": m.original_events,
+                       "original_deviations": m.original_deviations,
+                       "runs": m.runs, "story": m.story,
+                       "constraints": [c.text for c in m.constraints],
+                       "constraint_signature": constraint_signature(m.constraints)}
+        if m.constraints:
+            # the regression scenario: FIFO under the found constraints fails the same way
+            pinned = free_path(self.out, stem, ".pinned.toml")
+            pdata = write_pinned(pinned, data, m, m.out)
+            again = failure_of(sim.run(Scenario(pdata, source=pinned)))
+            if again is not None and again[0] == f.invariant:
+                f.pinned = pinned
 
 
 def swarm(profile: str = "rfc-v6", seeds: int | None = 100, *, seed_start: int = 0,

@@ -60,6 +60,10 @@ def test_every_finding_replays_and_its_scenario_fails_the_same_way(found: dict) 
         if f["minimized"] is not None:
             assert f["log"].endswith(".min.fadlog")
             assert f["minimized"]["deviations"] <= f["minimized"]["original_deviations"]
+        if f["pinned"] is not None:                 # the regression scenario fails in FIFO
+            pinned = sim.run(load(f["pinned"]))
+            assert failure_of(pinned)[0] == f["invariant"]
+    assert any(f["pinned"] for f in found["failures"])
 
 
 def test_the_knobs_that_fix_a_bug_make_the_swarm_stop_reporting_it() -> None:
@@ -85,7 +89,7 @@ def _strip(j: dict) -> dict:
     for k in ("elapsed", "rate", "workers", "backend", "out"):
         j.pop(k)
     for f in j["failures"]:
-        for k in ("scenario", "log", "original_log", "run"):
+        for k in ("scenario", "log", "original_log", "run", "pinned"):
             if f[k]:
                 f[k] = Path(f[k].split()[2] if k == "run" else f[k]).name
     return j
