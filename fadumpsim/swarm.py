@@ -201,6 +201,19 @@ class SwarmResult:
         return lines
 
 
+#: partitions up to this many LMBs get the full minimization budget
+FULL_BUDGET_LMBS = 16384
+
+
+def minimize_budget(runs: int, n_lmbs: int) -> int:
+    """Candidate runs for minimizing a finding: a run costs about its LMB count (a
+    262,144-LMB world ~1 s), so large partitions get proportionally fewer (at least 10).
+    Deterministic, unlike a time budget: the saved finding must not depend on speed."""
+    if runs <= 0 or n_lmbs <= FULL_BUDGET_LMBS:
+        return runs
+    return max(min(runs, 10), runs * FULL_BUDGET_LMBS // n_lmbs)
+
+
 def _slug(key: str) -> str:
     s = "".join(c if c.isalnum() or c in "-_." else "-" for c in key.replace("expect:", "expect-"))
     return s.strip("-.") or "failure"
@@ -246,7 +259,7 @@ class _Saver:
         if not f.reproduced or self.minimize_runs <= 0:
             return
         m = api.minimize(log, free_path(self.out, stem, ".min.fadlog"),
-                         max_runs=self.minimize_runs)
+                         max_runs=minimize_budget(self.minimize_runs, sc.machine.n_lmbs))
         if not (m.failed and m.out and m.reproduced):
             return
         f.log = m.out

@@ -14,7 +14,7 @@ from fadumpsim.replay.explore import failure_of
 from fadumpsim.replay.strategies import make_strategy
 from fadumpsim.scenario import Scenario, load
 from fadumpsim.strategies import Knobs
-from fadumpsim.swarm import explained_by_fault, refine, run_seed, swarm
+from fadumpsim.swarm import explained_by_fault, minimize_budget, refine, run_seed, swarm
 
 #: seeds 0..11 of rfc-v6 hold the registration/DLPAR race (seed 2) and the udev window
 #: (seed 10); see docs/swarm.md for seeds-to-first-find over 300 seeds
@@ -184,3 +184,9 @@ def test_cli_swarm_json_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
         assert e.value.code == 2
         err = capsys.readouterr().err.strip()
         assert what in err and len(err.splitlines()) == 1
+
+
+def test_minimize_budget_shrinks_with_the_partition() -> None:
+    assert minimize_budget(400, 64) == 400 and minimize_budget(400, 16384) == 400
+    assert minimize_budget(400, 262144) == 25 and minimize_budget(400, 1 << 20) == 10
+    assert minimize_budget(0, 1 << 20) == 0 and minimize_budget(5, 1 << 20) == 5
