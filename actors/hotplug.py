@@ -11,26 +11,23 @@ from typing import Any, Generator
 
 from fadumpsim.actors import errno
 from fadumpsim.actors.commands import parse_command
-from fadumpsim.actors.ops import Call, OpActor, Step
+from fadumpsim.actors.ops import Call, OpActor
+from fadumpsim.actors.udev import UdevConfig, make_rule
 from fadumpsim.events.envelope import Event
 
 DRC_BASE = 0x80000000
 PR = "pseries-hotplug-mem: "
-#: kdumpctl reload's initrd rebuild: steps and virtual time per step (ns)
-REBUILD_STEPS = ("mkdumprd: collect modules", "mkdumprd: dracut --hostonly", "mkdumprd: install initrd")
-REBUILD_STEP_NS = 2_000_000_000
 
 
 class Hotplug(OpActor):
     op_prefix = "h"
 
-    def __init__(self, name: str, machine: Any, udev_reload: bool = False) -> None:
+    def __init__(self, name: str, machine: Any, udev: UdevConfig | None = None) -> None:
         super().__init__(name)
         self.machine = machine
-        self.udev_reload = udev_reload
         self.in_transit: list[int] = []   # LMBs between the kernel and firmware
         self.udev_log: list[list[Any]] = []
-        self.reloads = 0
+        self.udev = make_rule(self, udev or UdevConfig())
 
     def printk(self, msg: str) -> None:
         self.send("kernel", "hp.printk", {"level": 6, "msg": PR + msg})
@@ -170,30 +167,17 @@ class Hotplug(OpActor):
         yield from self._unlock()
         return 0
 
-    # -- udev -------------------------------------------------------------------------------------
+    # -- udev ---------------------------------------------------------------------------------------
     def on_uevent(self, ev: Event) -> None:
         p = ev.payload
         self.udev_log.append([ev.seq, f"memory{p['lmb']}: {p['action']}"])
-        if self.udev_reload:
-            self.reloads += 1
-            self.start_op("kdumpctl-reload", self.kdumpctl_reload(p["action"], p["lmb"]))
-
-    def kdumpctl_reload(self, action: str, lmb: int) -> Generator[Any, Any, None]:
-        """2018 kdump-utils rule: echo 0, rebuild the initrd (several steps), echo 1."""
-        r = yield Call("kernel", "hp.sysfs_write",
-                       {"path": "/sys/kernel/fadump_registered", "value": "0"}, "hp.sysfs_result")
-        self.udev_log.append([self._current.seq, f"kdumpctl: echo 0 -> {r['rc']}"])
-        for i, _what in enumerate(REBUILD_STEPS):
-            yield Step("udev.rebuild", {"step": i + 1}, delay=REBUILD_STEP_NS)
-        r = yield Call("kernel", "hp.sysfs_write",
-                       {"path": "/sys/kernel/fadump_registered", "value": "1"}, "hp.sysfs_result")
-        self.udev_log.append([self._current.seq, f"kdumpctl: echo 1 -> {r['rc']}"])
+        self.udev.on_uevent(p["action"], p["lmb"])
 
     def on_udev_rebuild(self, ev: Event) -> None:
         self.resume(ev)
 
     def snapshot(self) -> dict[str, Any]:
         s = {"in_transit": list(self.in_transit), "udev_log": self.udev_log[-20:],
-             "reloads": self.reloads}
+             "udev": self.udev.snapshot()}
         s.update(self.ops_snapshot())
         return s

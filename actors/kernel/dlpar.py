@@ -162,3 +162,8 @@ class DlparMixin:
 
         self.start_op("fadump_register_store", write(), by="udev")
 
+    def on_hp_sysfs_read(self, ev: Any) -> None:
+        """kdumpctl's check_current_status: cat fadump_registered."""
+        self.send(ev.src, "hp.sysfs_value", {"op": ev.payload["op"],
+                                             "value": f"{int(self.fw.dump_registered)}\n"})
+
