@@ -1,9 +1,16 @@
 """The memory hotplug manager: drmgr, the pseries DLPAR sequence, and udev.
 
 Owns the DLPAR operation (which LMBs it has taken, which are in transit) and the
-kdump-utils udev rule. It drives the kernel one step per event and never reads
+udev rule (actors/udev.py). It drives the kernel one step per event and never reads
 kernel state: it asks. DLPAR holds the kernel's device-hotplug lock for the whole
 operation and does not take fadump_mutex, as in the 2018 kernel.
+
+Everything here runs on the production kernel (the pseries DLPAR code in the kernel,
+drmgr, udev, systemd and kdumpctl in its userspace), so it dies with it: the kernel
+makes the RTAS calls that assign or release an LMB (they travel kernel -> firmware,
+on the channel os-term uses, so none reaches firmware after the crash) and, when it
+crashes, sends `hp.crashed`; from then on this actor ends every operation and
+handles nothing.
 """
 from __future__ import annotations
 
@@ -28,6 +35,19 @@ class Hotplug(OpActor):
         self.in_transit: list[int] = []   # LMBs between the kernel and firmware
         self.udev_log: list[list[Any]] = []
         self.udev = make_rule(self, udev or UdevConfig())
+        self.dead = False
+
+    def deliver(self, event: Event) -> None:
+        if self.dead:
+            return  # the kernel it ran on crashed: drmgr, udev and kdumpctl are gone
+        super().deliver(event)
+
+    def on_hp_crashed(self, ev: Event) -> None:
+        """The production kernel crashed: every DLPAR operation, the drmgr waiting on it,
+        and any kdump.service job end here, unanswered (their shells died too)."""
+        self.dead = True
+        self.ops.clear()
+        self.locks.clear()
 
     def printk(self, msg: str) -> None:
         self.send("kernel", "hp.printk", {"level": 6, "msg": PR + msg})
@@ -90,7 +110,7 @@ class Hotplug(OpActor):
             yield from self._unlock()
             return -errno.EINVAL
         for l in removed:
-            yield Call("firmware", "dlpar.release_drc", {"drc_index": DRC_BASE + l}, "dlpar.drc_result")
+            yield Call("kernel", "dlpar.release_drc", {"drc_index": DRC_BASE + l}, "dlpar.drc_result")
             self.in_transit.remove(l)
             self.printk(f"Memory at {l * self.machine.lmb_size:x} was hot-removed")
         yield from self._unlock()
@@ -120,7 +140,7 @@ class Hotplug(OpActor):
             rc = yield from self._remove_lmb(lmb)
         base = lmb * self.machine.lmb_size
         if rc == 0:
-            yield Call("firmware", "dlpar.release_drc", {"drc_index": drc}, "dlpar.drc_result")
+            yield Call("kernel", "dlpar.release_drc", {"drc_index": drc}, "dlpar.drc_result")
             self.in_transit.remove(lmb)
             self.printk(f"Memory at {base:x} was hot-removed")
         else:
@@ -141,7 +161,7 @@ class Hotplug(OpActor):
         added: list[int] = []
         for lmb in free:
             self.in_transit.append(lmb)  # from here until the kernel has it
-            r = yield Call("firmware", "dlpar.acquire_drc", {"drc_index": DRC_BASE + lmb},
+            r = yield Call("kernel", "dlpar.acquire_drc", {"drc_index": DRC_BASE + lmb},
                            "dlpar.drc_result")
             if r["rc"]:
                 self.in_transit.remove(lmb)
@@ -156,7 +176,7 @@ class Hotplug(OpActor):
             for lmb in added:
                 rc = yield from self._remove_lmb(lmb)
                 if rc == 0:
-                    yield Call("firmware", "dlpar.release_drc", {"drc_index": DRC_BASE + lmb},
+                    yield Call("kernel", "dlpar.release_drc", {"drc_index": DRC_BASE + lmb},
                                "dlpar.drc_result")
                     self.in_transit.remove(lmb)
             yield from self._unlock()
@@ -177,7 +197,8 @@ class Hotplug(OpActor):
         self.resume(ev)
 
     def snapshot(self) -> dict[str, Any]:
-        s = {"in_transit": list(self.in_transit), "udev_log": self.udev_log[-20:],
+        s = {"dead": self.dead, "in_transit": list(self.in_transit),
+             "udev_log": self.udev_log[-20:],
              "udev": self.udev.snapshot()}
         s.update(self.ops_snapshot())
         return s

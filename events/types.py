@@ -41,9 +41,9 @@ _t("rtas.return", "op status", "the RTAS call's return code")
 _t("rtas.os_term", "ram crash", "ibm,os-term after a crash: RAM content and crash info travel to firmware")
 
 # --- DLPAR (hotplug manager <-> firmware / kernel) ------------------------------------
-_t("dlpar.acquire_drc", "op drc_index", "hotplug manager asks firmware to assign an LMB to the partition")
-_t("dlpar.release_drc", "op drc_index", "hotplug manager gives an LMB back to firmware")
-_t("dlpar.drc_result", "op drc_index rc", "firmware's answer to acquire/release")
+_t("dlpar.acquire_drc", "op drc_index", "hotplug manager -> kernel -> firmware (the kernel makes the RTAS call): assign an LMB to the partition")
+_t("dlpar.release_drc", "op drc_index", "hotplug manager -> kernel -> firmware (the kernel makes the RTAS call): give an LMB back")
+_t("dlpar.drc_result", "op drc_index rc", "firmware -> kernel -> hotplug manager: firmware's answer to acquire/release")
 _t("hp.lock", "op", "lock_device_hotplug(): wait for the kernel's device-hotplug lock")
 _t("hp.locked", "op", "the device-hotplug lock is held by this operation")
 _t("hp.unlock", "op", "unlock_device_hotplug()")

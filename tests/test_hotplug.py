@@ -101,3 +101,41 @@ def test_crashed_kernel_handles_nothing(run):
     regs = [line for line in res.kernel_log if "registration is successful" in line]
     assert len(regs) == 1
     assert res.sched.actors["firmware"].registered is None
+
+
+def dlpar_vs_crash(seed: int, cats: int = 12):
+    """Registered fadump; a 3-LMB hot-remove and a hot-add race a crash (which a few
+    reads delay, so that it lands anywhere in the DLPAR operations)."""
+    from fadumpsim import scenario, sim
+    records: list = []
+    sc = scenario.loads('name = "dc"\n[hotplug]\nudev_reload = true\n' +
+                        script("kernel", "echo 1 > /sys/kernel/fadump_registered", name="k") +
+                        script("hotplug", "drmgr -c mem -r -q 3", "drmgr -c mem -a -q 2",
+                               name="d", after=["k"]) +
+                        script("kernel", *["cat /sys/kernel/fadump_enabled"] * cats,
+                               "echo c > /proc/sysrq-trigger", name="x", after=["k"]),
+                        "<dlpar-vs-crash>")
+    res = sim.run(sc, strategy="random", seed=seed, sink=records.append, keep_sched=True)
+    return res, records
+
+
+def test_dlpar_dies_with_its_kernel():
+    mid = 0
+    for seed in range(80):
+        res, records = dlpar_vs_crash(seed)
+        hp = res.sched.actors["hotplug"]
+        # [seq, time, src, dst, type, cause, chan_seq, payload]
+        term = next(r[0] for r in records if r[4] == "rtas.os_term")
+        crash = next(r[5] for r in records if r[4] == "rtas.os_term")
+        to_fw = [r for r in records if r[3] == "firmware" and r[4].startswith("dlpar.")]
+        assert all(r[0] < term for r in to_fw), f"seed {seed}: DLPAR reached firmware after os-term"
+        # until hp.crashed reaches it, the hotplug actor may still send, but only to the
+        # crashed kernel (which drops it) or to its scripts: never to firmware
+        late = [r for r in records if r[2] == "hotplug" and r[5] > crash]
+        assert all(r[3] in ("kernel", "d", "hotplug") for r in late), f"seed {seed}: {late}"
+        assert res.sched.actors["kernel"].crashed
+        assert hp.dead and not hp.ops, f"seed {seed}: {hp.ops}"
+        drmgr = [t for t in res.transcript if t["script"] == "d"]
+        if any(t["exit"] is None for t in drmgr):
+            mid += 1           # the crash cut a drmgr short: it never answered
+    assert mid >= 5             # the crash did land inside DLPAR operations

@@ -51,6 +51,8 @@ class CrashMixin:
             hdr["online"] = list(range(self.machine.cpus))
             hdr["time"] = self.now
         self.crashed = True
+        if self.name == "kernel":  # DLPAR, drmgr, udev and kdumpctl die with this kernel
+            self.send("hotplug", "hp.crashed", {})
         self.crash_truth = self.mm.pages.copy()
         self.send("firmware", "rtas.os_term", {
             "ram": {"extents": self.mm.pages.to_list(),

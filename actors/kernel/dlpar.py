@@ -149,6 +149,16 @@ class DlparMixin:
         self.send("hotplug", "uevent", {"action": "online", "lmb": lmb})
         self.send(ev.src, "hp.done", {"op": ev.payload["op"], "lmb": lmb, "rc": 0})
 
+    # -- RTAS calls of dlpar_acquire_drc()/dlpar_release_drc(), made by the kernel ----------------
+    def on_dlpar_acquire_drc(self, ev: Any) -> None:
+        self.send("firmware", "dlpar.acquire_drc", dict(ev.payload))
+
+    def on_dlpar_release_drc(self, ev: Any) -> None:
+        self.send("firmware", "dlpar.release_drc", dict(ev.payload))
+
+    def on_dlpar_drc_result(self, ev: Any) -> None:
+        self.send("hotplug", "dlpar.drc_result", dict(ev.payload))
+
     def on_hp_lmbs(self, ev: Any) -> None:
         self.send(ev.src, "hp.lmb_table", {"op": ev.payload["op"], "lmbs": flag_runs(self.drmem)})
 
