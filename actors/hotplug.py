@@ -131,10 +131,9 @@ class Hotplug(OpActor):
         self.printk(f"Attempting to hot-remove LMB, drc index {drc:x}")
         lmb = drc - DRC_BASE
         r = yield Call("kernel", "hp.is_removable", {"lmb": lmb, "exact": True}, "hp.removable")
-        if r["why"] == "no such LMB":
-            self.printk(f"Failed to find LMB, drc index {drc:x}")  # invalid index: -EINVAL
-            yield from self._unlock()
-            return -errno.EINVAL
+        # an index not in the drmem table is -EINVAL like a non-removable LMB, with the same
+        # message (2018 prints the base of the loop cursor, one past the table; we print
+        # the base the index names). There is no "Failed to find LMB" message.
         rc = -errno.EINVAL
         if r["removable"]:
             rc = yield from self._remove_lmb(lmb)
@@ -154,8 +153,7 @@ class Hotplug(OpActor):
         self.printk(f"Attempting to hot-add {n} LMB(s)")
         t = yield Call("kernel", "hp.lmbs", {}, "hp.lmb_table")
         free = [f + i for f, c, a in t["lmbs"] if not a for i in range(c)]
-        if len(free) < n:
-            self.printk(f"Not enough LMBs available ({len(free)} of {n}) to satisfy request")
+        if len(free) < n:  # 2018 add-by-count's pre-check fails silently
             yield from self._unlock()
             return -errno.EINVAL
         added: list[int] = []

@@ -139,3 +139,23 @@ def test_dlpar_dies_with_its_kernel():
         if any(t["exit"] is None for t in drmgr):
             mid += 1           # the crash cut a drmgr short: it never answered
     assert mid >= 5             # the crash did land inside DLPAR operations
+
+
+def test_debug_only_and_invented_messages_are_not_in_dmesg(run):
+    from fadumpsim import scenario, sim
+    # the rollback story: offlining fails for lack of room, but pr_debug is not in dmesg
+    res = sim.run(scenario.load("remove-by-count-rollback"))
+    assert "pseries-hotplug-mem: Memory hot-remove failed, adding LMB's back" in res.kernel_log
+    assert not [l for l in res.kernel_log if "memory offlining" in l]
+    # remove by index of an LMB beyond the drmem table: -EINVAL, the usual failure line
+    res = run('name = "i"\n' + script("hotplug", "drmgr -c mem -r -s 0x800000ff", name="d"))
+    assert res.transcript[0]["exit"] == 1
+    assert "Invalid argument" in res.transcript[0]["stderr"]
+    assert "pseries-hotplug-mem: Failed to hot-remove memory at ff0000000" in res.kernel_log
+    assert not [l for l in res.kernel_log if "Failed to find LMB" in l]
+    # add by count beyond max_memory: silent -EINVAL after the "Attempting" line
+    res = run('name = "a"\n' + script("hotplug", "drmgr -c mem -a -q 40", name="d"))
+    assert res.transcript[0]["exit"] == 1
+    assert "Invalid argument" in res.transcript[0]["stderr"]
+    hp = [l for l in res.kernel_log if l.startswith("pseries-hotplug-mem: ")]
+    assert hp == ["pseries-hotplug-mem: Attempting to hot-add 40 LMB(s)"]

@@ -17,15 +17,23 @@ from fadumpsim.actors.kernel.sizing import PAGEBLOCK, align_up, area_size, calcu
 from fadumpsim.actors.ops import Acquire, Call, Step
 
 RMA_START = 0
+#: fadump.c's `#define pr_fmt(fmt) "fadump: " fmt`: every pr_info/pr_err/pr_warn carries it;
+#: its bare printk(KERN_*) lines do not (the 2018 source mixes both; see `pr` below)
+PR_FMT = "fadump: "
 
 
 class FadumpMixin:
     """fadump.c, as methods of the kernel actor."""
 
+    def pr(self, msg: str) -> None:
+        """pr_info/pr_err/pr_warn of fadump.c: the line gets pr_fmt's `fadump: `.
+        `self.printk` is the bare printk(KERN_*) of the same file (no prefix)."""
+        self.printk(PR_FMT + msg)
+
     # -- boot ---------------------------------------------------------------------------
     def fadump_reserve_mem(self) -> None:
         """fadump_reserve_mem(): size, place and reserve the area (or the crash area)."""
-        fw, mm, log = self.fw, self.mm, self.printk
+        fw, mm, log = self.fw, self.mm, self.printk  # log: bare printk; self.pr: pr_*()
         p = parse_cmdline(self.cfg.cmdline, mm.phys_mem_size())
         fw.fadump_enabled, fw.nonmovable = p.enabled, p.nonmovable and self.cfg.has("zone-movable")
         if self.cfg.profile == "classic" or not self.cfg.has("zone-movable"):
@@ -42,7 +50,7 @@ class FadumpMixin:
             lines: list[str] = []
             bms = calculate_reserve_size(p, mm.phys_mem_size(), self.machine.rma_size, lines)
             for line in lines:
-                log(line)
+                self.pr(line)
             if self.cfg.has("zone-movable") and not p.nonmovable:
                 bms = align_up(bms, PAGEBLOCK)
             fw.boot_memory_size = bms
@@ -65,12 +73,12 @@ class FadumpMixin:
                     break
                 base += size
             if base > memory_boundary - size:
-                log("Failed to reserve memory")
+                self.pr("Failed to reserve memory")
                 return
             mm.reserve(base, base + size)
             for s, e, _k, _t, _b in list(mm.pages.pieces(base, base + size)):
                 mm.pages.assign(s, e, "reserved", "fadump:area", 0)
-            log(f"Reserved {size >> 20}MB of memory at {base >> 20}MB for firmware-assisted dump "
+            self.pr(f"Reserved {size >> 20}MB of memory at {base >> 20}MB for firmware-assisted dump "
                 f"(System RAM: {mm.phys_mem_size() >> 20}MB)")
         fw.reserve_dump_area_start, fw.reserve_dump_area_size = base, size
         if fw.fdm_active is None:
@@ -87,10 +95,10 @@ class FadumpMixin:
             return
         rc = self.zone_movable_init_reserved_mem(base, size)
         if rc:
-            self.printk(f"Failed to init zone movable area for firmware-assisted dump,{rc}")
+            self.pr(f"Failed to init zone movable area for firmware-assisted dump,{rc}")
             return
         fw.zone_movable = True
-        self.printk(f"Initialized {size:#x} bytes as zone movable area at {base >> 20}MB from "
+        self.pr(f"Initialized {size:#x} bytes as zone movable area at {base >> 20}MB from "
                     f"{fw.reserve_dump_area_size:#x} bytes of memory reserved for firmware-assisted dump")
 
     def zone_movable_init_reserved_mem(self, base: int, size: int) -> int:
@@ -103,7 +111,7 @@ class FadumpMixin:
         # zone_movable_activate_area(): every pfn valid and in the first pfn's zone
         if not mm.is_region_memory(base, size) or \
                 self.machine.node_of(base) != self.machine.node_of(base + size - 1):
-            self.printk("Zone movable could not be activated")
+            self.printk("Zone movable could not be activated")  # mm/page_alloc.c: no pr_fmt
             return -errno.EINVAL
         mm.movable = (base, base + size)
         for s, e, _k, _t, _b in list(mm.pages.pieces(base, base + size)):
@@ -187,16 +195,16 @@ class FadumpMixin:
             return -errno.EIO
         if rc == -3:
             if not self.is_boot_memory_area_contiguous():
-                self.printk("Can't have holes in boot memory area while registering fadump")
+                self.pr("Can't have holes in boot memory area while registering fadump")
             elif self.cfg.has("hole-message") and not self.is_reserved_memory_area_contiguous():
-                self.printk("Can't have holes in reserved memory area while registering fadump")
+                self.pr("Can't have holes in reserved memory area while registering fadump")
             self.printk("Failed to register firmware-assisted kernel dump. Parameter Error(-3).")
             return -errno.EINVAL
         if rc == -9:
             self.printk("firmware-assisted kernel dump is already  registered.")
             fw.dump_registered = True
             return -errno.EEXIST
-        self.printk(f"Failed to register. Unknown Error({rc}).")
+        self.pr(f"Failed to register. Unknown Error({rc}).")
         return -errno.EIO
 
     def _contiguous(self, d_start: int, d_end: int) -> bool:
@@ -229,7 +237,7 @@ class FadumpMixin:
     def fadump_invalidate_dump(self) -> Generator[Any, Any, int]:
         rc = yield from self._rtas_configure(INVALIDATE, self.fw.fdm_active)
         if rc:
-            self.printk("Failed to invalidate firmware-assisted dump registration. "
+            self.pr("Failed to invalidate firmware-assisted dump registration. "
                         f"Unexpected error ({rc}).")
             return rc
         self.fw.dump_active = False
