@@ -31,11 +31,12 @@ def test_fadump_param_prefix_match():
 
 
 @pytest.mark.parametrize("memory,cmdline,area_line", [
-    ("8G", "fadump=on", "Reserved 576MB of memory at 576MB for firmware-assisted dump (System RAM: 8192MB)"),
-    ("4G", "fadump=on", "Reserved 576MB of memory at 576MB for firmware-assisted dump (System RAM: 4096MB)"),
-    ("64G", "fadump=on", "Reserved 3072MB of memory at 3072MB for firmware-assisted dump (System RAM: 65536MB)"),
-    ("8G", "fadump=on crashkernel=300M", "Reserved 304MB of memory at 608MB"),   # 16MB aligned; RTAS at 496MB pushes it one area up
-    ("8G", "fadump=nonmovable crashkernel=300M", "Reserved 300MB of memory at 600MB"),
+    ("8G", "fadump=on", "fadump: Reserved 576MB of memory at 576MB for firmware-assisted dump (System RAM: 8192MB)"),
+    ("4G", "fadump=on", "fadump: Reserved 576MB of memory at 576MB for firmware-assisted dump (System RAM: 4096MB)"),
+    ("64G", "fadump=on", "fadump: Reserved 3072MB of memory at 3072MB for firmware-assisted dump (System RAM: 65536MB)"),
+    ("8G", "fadump=on crashkernel=300M", "fadump: Reserved 304MB of memory at 608MB"),   # 16MB aligned; RTAS at 496MB pushes it one area up
+    # RFC 2/4 aligns unconditionally: fadump=nonmovable does not skip it (300M -> 304MB)
+    ("8G", "fadump=nonmovable crashkernel=300M", "fadump: Reserved 304MB of memory at 608MB"),
 ])
 def test_placement_through_the_kernel(run, memory, cmdline, area_line):
     res = run(f"""

@@ -9,7 +9,7 @@ from typing import Any, Generator
 
 from fadumpsim.actors import errno
 from fadumpsim.actors.commands import parse_command
-from fadumpsim.actors.kernel import shell
+from fadumpsim.actors.kernel import shell, sysfs
 from fadumpsim.actors.kernel.crash import CrashMixin
 from fadumpsim.actors.kernel.dlpar import DlparMixin
 from fadumpsim.actors.kernel.fadump import FadumpMixin
@@ -49,6 +49,8 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         self.crash_truth: PageMap | None = None
         self.memtotal_after_boot = 0
         self.pending_cmds: list[Event] = []
+        #: fadump_init_files() created fadump_release_mem (fadump enabled, dump active at boot)
+        self.release_mem_created = False
 
     def deliver(self, event: Event) -> None:
         """A crashed kernel handles nothing: events to it are delivered (and logged) but die."""
@@ -98,6 +100,7 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
             at = mm.memblock_alloc_top_down(size, lo, hi)
             mm.boot_reserve_kernel(at, at + size, f"kernel:memmap{nid}")
         self.fadump_init_reserved_mem()
+        self.release_mem_created = fw.fadump_enabled and fw.dump_active
         self.printk(f"Memory: {mm.managed_bytes() >> 10}K/{mm.phys_mem_size() >> 10}K available")
         self.memtotal_after_boot = mm.managed_bytes()
         if fw.dump_active:
@@ -132,7 +135,7 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         if prog == "write":
             self.sysfs_write(ev, cmd)
         elif prog == "cat":
-            self.sysfs_read(ev, cmd["file"])
+            self.sysfs_read(ev, cmd["file"], cmd["path"])
         elif prog == "free":
             self.reply(ev, shell.free_m(self.mm.meminfo()))
         elif prog == "lsmem":
@@ -159,8 +162,18 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
             n = self.mm.free(cmd["klass"], cmd["size"])
             self.reply(ev, f"freed {n >> 20}MB of {cmd['klass']} memory\n")
 
-    def sysfs_read(self, ev: Event, f: str) -> None:
+    def sysfs_file_exists(self, f: str, path: str) -> bool:
+        """Does this profile's kernel, as booted, have `path` (actors/kernel/sysfs.py)?"""
+        if f == "region":  # debugfs powerpc/fadump_region: created with the sysfs files
+            return self.fw.fadump_enabled
+        return sysfs.exists(self.cfg.profile, path, enabled=self.fw.fadump_enabled,
+                            release_mem_created=self.release_mem_created)
+
+    def sysfs_read(self, ev: Event, f: str, path: str) -> None:
         fw = self.fw
+        if not self.sysfs_file_exists(f, path):
+            self.reply(ev, "", sysfs.missing_read_error(path), 1)
+            return
         if f == "registered":
             self.reply(ev, f"{int(fw.dump_registered)}\n")
         elif f == "enabled":
@@ -172,9 +185,7 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
                                                fw.reserve_dump_area_start))
 
     def sysfs_write(self, ev: Event, cmd: dict[str, Any]) -> None:
-        f, value = cmd["file"], cmd["value"]
-        path = {"registered": "/sys/kernel/fadump_registered",
-                "release_mem": "/sys/kernel/fadump_release_mem"}.get(f, "/proc/sysrq-trigger")
+        f, value, path = cmd["file"], cmd["value"], cmd["path"]
         if f == "sysrq":
             if value == "c":
                 self.sysrq_crash(cpu=self.scripts.index(ev.src) % self.machine.cpus
@@ -186,12 +197,16 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         def fail(rc: int) -> None:
             self.reply(ev, "", f"bash: echo: write error: {errno.strerror(rc)}\n", 1)
 
+        if not self.sysfs_file_exists(f, path):
+            self.reply(ev, "", sysfs.missing_write_error(path), 1)
+            return
         if f == "release_mem":
+            # fadump_release_memory_store() (2018): the file stays after a release, and
+            # a write when no dump is active any more is -EPERM; then only buf[0] counts
             if not self.fw.dump_active:
-                # the attribute only exists while a dump is active; sysfs refuses O_CREAT
-                self.reply(ev, "", f"bash: {path}: Permission denied\n", 1)
+                fail(-errno.EPERM)
                 return
-            if value != "1":
+            if value[:1] != "1":
                 fail(-errno.EINVAL)
                 return
 
@@ -202,7 +217,7 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
             return
 
         def store() -> Generator[Any, Any, None]:
-            rc = yield from self.fadump_register_store(value)
+            rc = yield from self.fadump_register_store(value + "\n")  # echo adds the newline
             if rc < 0:
                 fail(rc)
             else:

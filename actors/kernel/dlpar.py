@@ -167,7 +167,7 @@ class DlparMixin:
         src = ev.src
 
         def write() -> Generator[Any, Any, None]:
-            rc = yield from self.fadump_register_store(p["value"])
+            rc = yield from self.fadump_register_store(p["value"] + "\n")  # kdumpctl's echo
             self.send(src, "hp.sysfs_result", {"op": p["op"], "rc": rc})
 
         self.start_op("fadump_register_store", write(), by="udev")

@@ -14,6 +14,7 @@ from fadumpsim.actors import errno
 from fadumpsim.actors.kernel.fwdump import (BUSY_CODES, CRASH_INFO_MAGIC, INVALIDATE, REAL_MODE_REGION,
                                   REGISTER, UNREGISTER, busy_delay_ns, make_fdm, section)
 from fadumpsim.actors.kernel.sizing import PAGEBLOCK, align_up, area_size, calculate_reserve_size, parse_cmdline
+from fadumpsim.actors.kernel.sysfs import kstrtoint
 from fadumpsim.actors.ops import Acquire, Call, Step
 
 RMA_START = 0
@@ -51,7 +52,9 @@ class FadumpMixin:
             bms = calculate_reserve_size(p, mm.phys_mem_size(), self.machine.rma_size, lines)
             for line in lines:
                 self.pr(line)
-            if self.cfg.has("zone-movable") and not p.nonmovable:
+            if self.cfg.has("zone-movable"):
+                # RFC 2/4, in fadump_reserve_mem()'s else-branch: unconditional, so
+                # fadump=nonmovable crashkernel=300M gives 304MB
                 bms = align_up(bms, PAGEBLOCK)
             fw.boot_memory_size = bms
         if fw.fdm_active is not None:
@@ -124,9 +127,8 @@ class FadumpMixin:
         fw = self.fw
         if not fw.fadump_enabled or fw.fdm_active is not None:
             return -errno.EPERM
-        try:
-            val = int(value, 0)
-        except ValueError:
+        rc, val = kstrtoint(value, 0)  # mid-2018: kstrtoint(buf, 0, &input) or -EINVAL
+        if rc:
             return -errno.EINVAL
         yield Acquire("fadump_mutex")
         if self.cfg.hotplug_lock:
