@@ -265,6 +265,11 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         snap.update(self.ops_snapshot())
         return snap
 
+    def makedumpfile_stats(self, saved: dict[str, Any]) -> Any:
+        """makedumpfile's counters for `saved`: those of the file it writes (no host file)."""
+        from fadumpsim.actors.kernel.dumpwriter import dump_stats
+        return dump_stats(self, saved)
+
     def write_dump_file(self, saved: dict[str, Any]) -> None:
         """Write the saved dump under --dump-dir (a host side effect; no output depends on it)."""
         if self.dump_dir is None:
