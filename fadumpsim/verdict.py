@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fadumpsim.actors.kernel.crash import dump_action
+from fadumpsim.actors.kernel.crash import dump_action, not_dumped
 from fadumpsim.actors.pagemap import PageMap
 
 
@@ -29,8 +29,8 @@ def page_counts(truth: PageMap, kept: list[list[Any]], level: int, ps: int) -> d
         dump.assign(a, b, k, t, base)
     out = {f"{k}_pages_{w}": 0 for k in ("kernel", "user") for w in ("expected", "captured", "lost")}
     for s, e, k, t, b in truth.all():
-        if k == "reserved" and t.startswith("fadump:"):
-            continue  # the fadump area itself is never part of a dump (by design)
+        if not_dumped(k, t):
+            continue  # the fadump area (by design) and memory beyond mem= are never dumped
         keep, cls = dump_action(k, t, level)
         if cls not in ("kernel", "user"):
             continue  # kernel pages are makedumpfile's "kernel data": reserved ones too

@@ -125,7 +125,6 @@ BAD = [
     ('name = "x"\n[machine]\nmemory = "8G"\nlmb_size = "100M"', "lmb_size"),
     ('name = "x"\nprofile = "future"', "unknown profile"),
     ('name = "x"\n[kernel]\nrevert = ["everything"]', "[kernel] revert"),
-    ('name = "x"\n[kernel]\ncmdline = "crashkernel=lots"', "crashkernel"),
     ('name = "x"\n[workload]\nuser = "-1G"', "[workload] user"),
     ('name = "x"\n[[script]]\nname = "a"\nactor = "bmc"\nrun = ["ls"]', "unknown actor 'bmc'"),
     ('name = "x"\n[[script]]\nname = "a"\nactor = "kernel"\nrun = ["rm -rf /"]', "unknown command 'rm'"),

@@ -14,6 +14,7 @@ from fadumpsim.actors.kernel.crash import CrashMixin
 from fadumpsim.actors.kernel.dlpar import DlparMixin
 from fadumpsim.actors.kernel.fadump import FadumpMixin
 from fadumpsim.actors.kernel.fwdump import FwDump
+from fadumpsim.actors.kernel.sizing import parse_cmdline
 from fadumpsim.actors.kernel.mm import (BOOT_MISC, KERNEL_IMAGE, RTAS_SIZE, STRUCT_PAGE_SIZE, KernelMM,
                               OutOfMemory)
 from fadumpsim.actors.machine import KernelConfig, Machine
@@ -51,6 +52,9 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         self.pending_cmds: list[Event] = []
         #: fadump_init_files() created fadump_release_mem (fadump enabled, dump active at boot)
         self.release_mem_created = False
+        self.params = parse_cmdline(cfg.cmdline, 0)
+        self.memory_limit = 0          # mem= (page aligned), raised by fadump_reserve_mem
+        self._cmdline_warned = False
 
     def deliver(self, event: Event) -> None:
         """A crashed kernel handles nothing: events to it are delivered (and logged) but die."""
@@ -82,6 +86,10 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         fw.dump_active = fw.fdm_active is not None
         self.printk(f"Linux version 4.18.0-fadumpsim ({self.cfg.profile}) #1 SMP")
         self.printk(f"Kernel command line: {self.cfg.cmdline}")
+        # early params: fadump=, fadump_reserve_mem=, mem=; crashkernel= is parsed where it
+        # is used; anything else (fadumb=on) is not the kernel's and goes to init
+        self.params = parse_cmdline(self.cfg.cmdline, 0)
+        self.memory_limit = self.params.memory_limit
         if fw.dump_active:
             self.oldmem = PageMap.from_list(m.page_size, p["ram"]["extents"])
             self.blobs = {a: b for a, _size, b in p["ram"]["blobs"]}
@@ -90,11 +98,16 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         mm.boot_reserve_other(m.rma_size - RTAS_SIZE, m.rma_size, "rtas")
         mm.boot_reserve_kernel(m.rma_size - RTAS_SIZE - BOOT_MISC, m.rma_size - RTAS_SIZE,
                                "kernel:paca")
-        self.fadump_reserve_mem()
+        self.params = parse_cmdline(self.cfg.cmdline, mm.phys_mem_size())
+        if not self.fadump_reserve_mem() and not fw.dump_active:
+            self.print_cmdline_warnings()  # reserve_crashkernel() parses crashkernel= too
+        if self.memory_limit:
+            mm.enforce_memory_limit(self.memory_limit)
         # memmap: one struct page per page, per node, top-down from the node's end
         for nid in range(m.nodes):
             lo, hi = m.node_range(nid)
-            present = mm.pages.covered(lo, hi)
+            present = sum(min(e, hi) - max(s, lo) for s, e in mm.memory_regions()
+                          if s < hi and lo < e)
             size = present // m.page_size * STRUCT_PAGE_SIZE
             size = max(m.page_size, (size + m.page_size - 1) // m.page_size * m.page_size)
             at = mm.memblock_alloc_top_down(size, lo, hi)
@@ -120,6 +133,13 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         for ev in self.pending_cmds:
             self.on_cmd_run(ev)
         self.pending_cmds.clear()
+
+    def print_cmdline_warnings(self) -> None:
+        """parse_crashkernel()'s pr_warn lines (kernel/crash_core.c has no pr_fmt), once."""
+        if not self._cmdline_warned:
+            self._cmdline_warned = True
+            for line in self.params.messages:
+                self.printk(line)
 
     # -- commands ------------------------------------------------------------------------------------
     def reply(self, ev: Event, stdout: str = "", stderr: str = "", exit: int = 0) -> None:

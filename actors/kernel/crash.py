@@ -11,6 +11,7 @@ from typing import Any
 from fadumpsim.actors.kernel.fwdump import (CPU_STATE_DATA, CRASH_INFO_MAGIC, ERROR_FLAG, REAL_MODE_REGION,
                                   section)
 from fadumpsim.actors import errno
+from fadumpsim.actors.kernel.mm import MEM_LIMIT_TAG
 
 #: dump-level bit of each page class makedumpfile can exclude
 LEVEL_BIT = {"zero": 1, "cache": 2, "cache_private": 4, "user": 8, "free": 16}
@@ -40,6 +41,12 @@ def page_class_for_dump(klass: str, tag: str) -> str:
     if klass in ("user", "cache", "cache_private", "free"):
         return klass
     return "kernel"
+
+
+def not_dumped(klass: str, tag: str) -> bool:
+    """Memory no dump ever holds: the fadump reserved area (excluded from the crash
+    ranges by design) and memory beyond mem= (not memblock memory)."""
+    return klass == "reserved" and (tag.startswith("fadump:") or tag == MEM_LIMIT_TAG)
 
 
 def dump_action(klass: str, tag: str, level: int) -> tuple[bool, str]:

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fadumpsim.actors.kernel.crash import crash_regs, page_class_for_dump
+from fadumpsim.actors.kernel.crash import crash_regs, not_dumped, page_class_for_dump
 
 OSRELEASE = "4.18.0-fadumpsim"
 SYMBOLS = {"swapper_pg_dir": 0xC000000001A10000, "init_task": 0xC000000001A40000,
@@ -72,8 +72,8 @@ def truth_image(kernel: Any) -> Any:
     truth = kernel.crash_truth
     loads: list[dict[str, Any]] = []
     for s, e, k, t, b in truth.all():
-        if k == "reserved" and t.startswith("fadump:"):
-            continue  # the fadump area itself is never part of a dump (by design)
+        if not_dumped(k, t):
+            continue  # the fadump area (by design) and memory beyond mem= are never dumped
         if loads and loads[-1]["end"] == s:
             loads[-1]["end"] = e
             loads[-1]["extents"].append([s, e, k, t, b])

@@ -13,7 +13,7 @@ from typing import Any, Generator
 from fadumpsim.actors import errno
 from fadumpsim.actors.kernel.fwdump import (BUSY_CODES, CRASH_INFO_MAGIC, INVALIDATE, REAL_MODE_REGION,
                                   REGISTER, UNREGISTER, busy_delay_ns, make_fdm, section)
-from fadumpsim.actors.kernel.sizing import PAGEBLOCK, align_up, area_size, calculate_reserve_size, parse_cmdline
+from fadumpsim.actors.kernel.sizing import PAGEBLOCK, align_up, area_size, calculate_reserve_size
 from fadumpsim.actors.kernel.sysfs import kstrtoint
 from fadumpsim.actors.ops import Acquire, Call, Step
 
@@ -32,10 +32,11 @@ class FadumpMixin:
         self.printk(PR_FMT + msg)
 
     # -- boot ---------------------------------------------------------------------------
-    def fadump_reserve_mem(self) -> None:
-        """fadump_reserve_mem(): size, place and reserve the area (or the crash area)."""
+    def fadump_reserve_mem(self) -> int:
+        """fadump_reserve_mem(): size, place and reserve the area (or the crash area);
+        1 when fadump reserved memory, 0 otherwise (then the kdump path runs)."""
         fw, mm, log = self.fw, self.mm, self.printk  # log: bare printk; self.pr: pr_*()
-        p = parse_cmdline(self.cfg.cmdline, mm.phys_mem_size())
+        p = self.params
         fw.fadump_enabled, fw.nonmovable = p.enabled, p.nonmovable and self.cfg.has("zone-movable")
         if self.cfg.profile == "classic" or not self.cfg.has("zone-movable"):
             # without the series there is no fadump=nonmovable: early_fadump_param
@@ -43,13 +44,14 @@ class FadumpMixin:
             if p.nonmovable:
                 fw.fadump_enabled = False
         if not fw.fadump_enabled or not fw.fadump_supported:
-            return
-        memory_boundary = mm.end_of_dram()
+            return 0
         if fw.fdm_active is not None:
             fw.boot_memory_size = section(fw.fdm_active, REAL_MODE_REGION)["length"]
         else:
             lines: list[str] = []
-            bms = calculate_reserve_size(p, mm.phys_mem_size(), self.machine.rma_size, lines)
+            bms = calculate_reserve_size(p, mm.phys_mem_size(), self.machine.rma_size, lines,
+                                         end_of_dram=mm.end_of_dram())
+            self.print_cmdline_warnings()  # parse_crashkernel() ran
             for line in lines:
                 self.pr(line)
             if self.cfg.has("zone-movable"):
@@ -57,6 +59,14 @@ class FadumpMixin:
                 # fadump=nonmovable crashkernel=300M gives 304MB
                 bms = align_up(bms, PAGEBLOCK)
             fw.boot_memory_size = bms
+        # mem=: reserve the area beyond the limit and raise the limit by the area size
+        end = mm.end_of_dram()
+        if self.memory_limit and self.memory_limit < end:
+            size = area_size(fw.boot_memory_size, fw.cpu_state_data_size, fw.hpte_region_size,
+                             len(mm.memory_regions()), mm.ps)
+            self.memory_limit = self.memory_limit + size if self.memory_limit + size < end else end
+            log(f"Adjusted memory_limit for firmware-assisted dump, now {self.memory_limit:#016x}")
+        memory_boundary = self.memory_limit or end
         if fw.fdm_active is not None:
             log("Firmware-assisted dump is active.")
             base = fw.boot_memory_size
@@ -77,7 +87,7 @@ class FadumpMixin:
                 base += size
             if base > memory_boundary - size:
                 self.pr("Failed to reserve memory")
-                return
+                return 0
             mm.reserve(base, base + size)
             for s, e, _k, _t, _b in list(mm.pages.pieces(base, base + size)):
                 mm.pages.assign(s, e, "reserved", "fadump:area", 0)
@@ -86,6 +96,7 @@ class FadumpMixin:
         fw.reserve_dump_area_start, fw.reserve_dump_area_size = base, size
         if fw.fdm_active is None:
             fw.fdm = make_fdm(base, fw.cpu_state_data_size, fw.hpte_region_size, fw.boot_memory_size)
+        return 1
 
     def fadump_init_reserved_mem(self) -> None:
         """RFC 2/4 fadump_init_reserved_mem(): mark the boot-memory-sized head movable."""
