@@ -219,7 +219,7 @@ def test_library_has_dlpar_scenarios():
 
 
 #: too many orderings for a complete search in a unit test: random only (300 schedules)
-TOO_BIG = {"remove-by-count-rollback"}
+TOO_BIG = {"remove-by-count-rollback", "udev-burst"}
 
 
 @pytest.mark.parametrize("name", HOTPLUG_SCENARIOS)
