@@ -410,6 +410,9 @@ def write_kdump_compressed(
                     if zero_cache is None:
                         zero_cache = _encode(compress, flag, zero_page(ps), ps, b"")
                     flags, size, blob = zero_cache
+                    if fd is None:  # dry run: sizes only
+                        pos += n * size
+                        continue
                     for _ in range(n):
                         descs.write(PAGE_DESC.pack(pos, size, flags, 0))
                         if blob is None:
@@ -419,9 +422,7 @@ def write_kdump_compressed(
                         pos += size
                     continue
                 if fd is None and compress is None:  # dry run, raw pages: sizes only
-                    for _ in range(n):
-                        descs.write(PAGE_DESC.pack(pos, ps, 0, 0))
-                        pos += ps
+                    pos += n * ps
                     continue
                 for i in range(n):
                     st = stamp_bytes(e.tag, first + i, e.klass)
