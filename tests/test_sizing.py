@@ -112,8 +112,12 @@ def test_fadump_reserve_mem_deprecated_but_used(run):
 
 
 def test_mem_limit_raised_by_the_fadump_area_and_enforced(run):
-    res = boot(run, "fadump=on mem=4G", "free -m", "echo 1 > /sys/kernel/fadump_registered",
+    res = boot(run, "fadump=on mem=4G", "lsmem", "echo 1 > /sys/kernel/fadump_registered",
                "echo c > /proc/sysrq-trigger")
+    # memory blocks up to the cut (4672MB + 64K, inside LMB 18) only
+    lsmem = res.transcript[0]["stdout"]
+    assert "0x0000000120000000-0x000000012fffffff" in lsmem       # LMB 18, partly kept
+    assert "0x0000000130000000" not in lsmem                        # LMB 19: beyond mem=
     # area = 576MB + 64K: memory_limit becomes 4G + area, printed with %#016llx
     assert "Adjusted memory_limit for firmware-assisted dump, now 0x00000124010000" in res.kernel_log
     assert "fadump: Reserved 576MB of memory at 576MB for firmware-assisted dump (System RAM: 8192MB)" \

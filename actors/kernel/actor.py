@@ -15,8 +15,8 @@ from fadumpsim.actors.kernel.dlpar import DlparMixin
 from fadumpsim.actors.kernel.fadump import FadumpMixin
 from fadumpsim.actors.kernel.fwdump import FwDump
 from fadumpsim.actors.kernel.sizing import parse_cmdline
-from fadumpsim.actors.kernel.mm import (BOOT_MISC, KERNEL_IMAGE, RTAS_SIZE, STRUCT_PAGE_SIZE, KernelMM,
-                              OutOfMemory)
+from fadumpsim.actors.kernel.mm import (BOOT_MISC, KERNEL_IMAGE, MEM_LIMIT_TAG, RTAS_SIZE,
+                                        STRUCT_PAGE_SIZE, KernelMM, OutOfMemory)
 from fadumpsim.actors.machine import KernelConfig, Machine
 from fadumpsim.actors.ops import OpActor
 from fadumpsim.actors.pagemap import PageMap
@@ -256,6 +256,8 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
             if not self.drmem[lmb]:
                 continue
             s, e = self.lmb_range(lmb)
+            if all(t == MEM_LIMIT_TAG for _a, _b, _k, t, _base in mm.pages.pieces(s, e)):
+                continue  # wholly beyond mem=: never added as a memory block
             classes = mm.lmb_classes(s, e)
             zones = sorted({mm.zone_of(a) for a, _b, *_ in mm.pages.pieces(s, e)},
                            key=["Normal", "Movable"].index)
