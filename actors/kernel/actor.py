@@ -14,6 +14,7 @@ from fadumpsim.actors.kernel.crash import CrashMixin
 from fadumpsim.actors.kernel.dlpar import DlparMixin
 from fadumpsim.actors.kernel.fadump import FadumpMixin
 from fadumpsim.actors.kernel.fwdump import FwDump
+from fadumpsim.actors.kernel.upstream import UpstreamMixin
 from fadumpsim.actors.kernel.mm import (BOOT_MISC, KERNEL_IMAGE, RTAS_SIZE, STRUCT_PAGE_SIZE, KernelMM,
                               OutOfMemory)
 from fadumpsim.actors.machine import KernelConfig, Machine
@@ -22,7 +23,7 @@ from fadumpsim.actors.pagemap import PageMap
 from fadumpsim.events.envelope import Event
 
 
-class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
+class Kernel(UpstreamMixin, FadumpMixin, CrashMixin, DlparMixin, OpActor):
     """A Linux kernel of the scenario's profile, on one partition."""
 
     def __init__(self, name: str, machine: Machine, cfg: KernelConfig,
@@ -78,7 +79,8 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         fw.hpte_region_size = dt["fadump"]["hpte_size"]
         fw.fdm_active = dt["kernel_dump"]
         fw.dump_active = fw.fdm_active is not None
-        self.printk(f"Linux version 4.18.0-fadumpsim ({self.cfg.profile}) #1 SMP")
+        release = "6.12.0" if self.cfg.profile == "upstream" else "4.18.0"
+        self.printk(f"Linux version {release}-fadumpsim ({self.cfg.profile}) #1 SMP")
         self.printk(f"Kernel command line: {self.cfg.cmdline}")
         if fw.dump_active:
             self.oldmem = PageMap.from_list(m.page_size, p["ram"]["extents"])
@@ -104,6 +106,7 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
             if self.process_fadump() < 0:
                 yield from self.fadump_invalidate_release_mem()
         else:
+            yield from self.setup_fadump()
             wl = self.cfg.workload
             try:
                 for klass in ("kernel", "user", "cache"):

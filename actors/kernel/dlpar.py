@@ -25,6 +25,8 @@ class DlparMixin:
     def is_fadump_memory_area(self, addr: int, size: int) -> bool:
         """RFC 4/4 is_fadump_memory_area() (or is_fadump_boot_memory_area() without it)."""
         fw = self.fw
+        if self.cfg.profile == "upstream":
+            return self.is_upstream_fadump_memory_area(addr, size)
         if not fw.dump_registered:
             return False
         if self.cfg.has("hotplug-protect"):
