@@ -11,6 +11,7 @@ from typing import Any, Generator
 
 from fadumpsim.actors import errno
 from fadumpsim.actors.commands import parse_command
+from fadumpsim.actors.kdump_udev import MainlineUdevRules
 from fadumpsim.actors.ops import Call, OpActor, Step
 from fadumpsim.events.envelope import Event
 
@@ -21,13 +22,15 @@ REBUILD_STEPS = ("mkdumprd: collect modules", "mkdumprd: dracut --hostonly", "mk
 REBUILD_STEP_NS = 2_000_000_000
 
 
-class Hotplug(OpActor):
+class Hotplug(MainlineUdevRules, OpActor):
     op_prefix = "h"
 
-    def __init__(self, name: str, machine: Any, udev_reload: bool = False) -> None:
+    def __init__(self, name: str, machine: Any, udev_rule: str | bool = "none") -> None:
         super().__init__(name)
         self.machine = machine
-        self.udev_reload = udev_reload
+        if isinstance(udev_rule, bool):  # udev_reload = true: the 2018 rule
+            udev_rule = "try-restart-2018" if udev_rule else "none"
+        self.udev_rule = udev_rule
         self.in_transit: list[int] = []   # LMBs between the kernel and firmware
         self.udev_log: list[list[Any]] = []
         self.reloads = 0
@@ -174,9 +177,13 @@ class Hotplug(OpActor):
     def on_uevent(self, ev: Event) -> None:
         p = ev.payload
         self.udev_log.append([ev.seq, f"memory{p['lmb']}: {p['action']}"])
-        if self.udev_reload:
+        if self.udev_rule == "try-restart-2018":
             self.reloads += 1
             self.start_op("kdumpctl-reload", self.kdumpctl_reload(p["action"], p["lmb"]))
+        elif self.udev_rule == "reload-throttled-2018":
+            self.start_op("kdump-udev-throttler", self.rule_reload_throttled())
+        elif self.udev_rule == "hotplug-ready-2024":
+            self.start_op("98-kexec.rules", self.rule_hotplug_ready())
 
     def kdumpctl_reload(self, action: str, lmb: int) -> Generator[Any, Any, None]:
         """2018 kdump-utils rule: echo 0, rebuild the initrd (several steps), echo 1."""

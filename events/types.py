@@ -62,9 +62,12 @@ _t("hp.done", "op lmb rc", "the kernel finished remove_memory/add_memory for tha
 _t("hp.printk", "level msg", "a kernel log line of the pseries DLPAR code (it runs in the kernel)")
 _t("hp.sysfs_write", "op path value", "udev rule automation writing a sysfs file")
 _t("hp.sysfs_result", "op rc", "result of that write (0 or -errno)")
+_t("hp.sysfs_read", "op path", "udev rule reading a sysfs file (fadump_enabled, fadump/hotplug_ready)")
+_t("hp.sysfs_value", "op value rc", "the file's content, rc -ENOENT when this kernel has no such file")
 _t("mm.migrate_batch", "op", "kernel continuation: migrate the next batch of pages off an LMB being offlined")
 _t("uevent", "action lmb", "kernel memory block uevent (online/offline) to udev")
 _t("udev.rebuild", "op step", "udev rule continuation: one step of the initrd rebuild (timer)")
+_t("udev.settle", "op", "kdump-udev-throttler continuation: `sleep 1 && udevadm settle` (timer)")
 
 # --- kernel continuations -----------------------------------------------------------------
 _t("fadump.retry", "op", "RTAS busy: retry the configure-kernel-dump call after the busy delay (timer)")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fadumpsim.actors.commands import ACTORS, CommandError, parse_command
-from fadumpsim.actors.machine import PROFILES, REVERTABLE, KernelConfig, Machine
+from fadumpsim.actors.machine import PROFILES, REVERTABLE, UDEV_RULES, KernelConfig, Machine
 from fadumpsim.actors.sizes import SizeError, parse_size
 
 TOP_KEYS = ("name", "description", "profile", "machine", "kernel", "workload", "hotplug",
@@ -24,7 +24,7 @@ MACHINE_KEYS = ("memory", "max_memory", "lmb_size", "page_size", "rma_size", "cp
                 "unassigned")
 KERNEL_KEYS = ("cmdline", "revert", "hotplug_lock")
 WORKLOAD_KEYS = ("kernel", "user", "cache")
-HOTPLUG_KEYS = ("udev_reload",)
+HOTPLUG_KEYS = ("udev_reload", "udev_rule")
 SCRIPT_KEYS = ("name", "actor", "after", "run")
 EXPECT_KEYS = ("dump", "registered", "kernel_pages_lost", "user_pages_lost", "log_contains",
                "log_lacks", "exit_codes", "memtotal_mb", "violations")
@@ -145,10 +145,14 @@ def validate(sc: Scenario) -> None:
     udev = ht.get("udev_reload", False)
     if not isinstance(udev, bool):
         raise _err(src, "[hotplug] udev_reload", "must be true or false")
+    rule = ht.get("udev_rule", "")  # "": the profile default (see udev_reload)
+    if rule != "" and rule not in UDEV_RULES:
+        raise _err(src, "[hotplug] udev_rule", f"must be one of {', '.join(UDEV_RULES)}; got {rule!r}")
 
     sc.machine = machine
     sc.kernel = KernelConfig(profile=profile, cmdline=cmdline, revert=tuple(revert),
-                             hotplug_lock=hl, udev_reload=udev, workload=workload)
+                             hotplug_lock=hl, udev_reload=udev, udev_rule=rule,
+                             workload=workload)
     sc.scripts = _scripts(src, d.get("script", []))
     _expect(src, d.get("expect", {}), {s.name for s in sc.scripts})
 

@@ -24,9 +24,9 @@ LAYERS = [
     ("actors", ("fadumpsim.actors",)),
     ("app", ("fadumpsim.scenario", "fadumpsim.sim", "fadumpsim.invariants",
              "fadumpsim.verdict", "fadumpsim.render", "fadumpsim.expect", "fadumpsim.api",
-             "fadumpsim.scenarios")),
+             "fadumpsim.scenarios", "fadumpsim.compare")),
     ("top", ("fadumpsim.cli", "fadumpsim.cli_common", "fadumpsim.cli_explore",
-             "fadumpsim.cli_inspect", "fadumpsim.pytest_plugin")),
+             "fadumpsim.cli_inspect", "fadumpsim.cli_compare", "fadumpsim.pytest_plugin")),
 ]
 
 

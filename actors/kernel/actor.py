@@ -135,7 +135,14 @@ class Kernel(UpstreamMixin, FadumpMixin, CrashMixin, DlparMixin, OpActor):
         if prog == "write":
             self.sysfs_write(ev, cmd)
         elif prog == "cat":
-            self.sysfs_read(ev, cmd["file"])
+            if "path" in cmd:  # a file only some kernels have
+                value = self.fadump_sysfs_show(cmd["file"])
+                if value is None:
+                    self.reply(ev, "", f"cat: {cmd['path']}: No such file or directory\n", 1)
+                else:
+                    self.reply(ev, value)
+            else:
+                self.sysfs_read(ev, cmd["file"])
         elif prog == "free":
             self.reply(ev, shell.free_m(self.mm.meminfo()))
         elif prog == "lsmem":

@@ -310,6 +310,28 @@ class UpstreamMixin:
                 if a < b:
                     self.printk(f"{FADUMP}freeing reserved memory ({a:#x} - {b:#x})")
 
+    def fadump_sysfs_show(self, name: str) -> str | None:
+        """/sys/kernel/fadump/{mem_reserved,hotplug_ready}; None where the file does not
+        exist (before mainline, and hotplug_ready before 2024)."""
+        if not self.upstream():
+            return None
+        if name == "mem_reserved":
+            return f"{self.fw.reserve_dump_area_size}\n"
+        if name == "hotplug_ready" and self.upstream("hotplug-ready"):
+            return "1\n"
+        return None
+
+    def on_hp_sysfs_read(self, ev: Any) -> None:
+        """A udev rule's `cat`: fadump_enabled exists in every era, the rest per profile."""
+        path = ev.payload["path"]
+        name = path.rsplit("/", 1)[1]
+        if name in ("fadump_enabled", "enabled"):
+            value: str | None = f"{int(self.fw.fadump_enabled)}\n"
+        else:
+            value = self.fadump_sysfs_show(name)
+        self.send(ev.src, "hp.sysfs_value", {"op": ev.payload["op"], "value": value or "",
+                                             "rc": 0 if value is not None else -errno.ENOENT})
+
     def is_upstream_fadump_memory_area(self, addr: int, size: int) -> bool:
         """is_fadump_memory_area(): registered, and in the reserved area or at or below
         boot_mem_top (`addr <= boot_mem_top`, as the source writes it)."""
