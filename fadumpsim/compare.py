@@ -129,7 +129,8 @@ def failures_text(ex: dict[str, Any]) -> str:
         return "not explored"
     found = ", ".join(f"{k} {v}" for k, v in ex["failures"].items()) or "none"
     scope = "complete" if ex["complete"] else "incomplete"
-    return f"{found} ({ex['schedules']} schedules, {scope})"
+    n = ex["schedules"]
+    return f"{found} ({n} schedule{'s' if n != 1 else ''}, {scope})"
 
 
 def cells(r: Row) -> list[str]:
