@@ -115,3 +115,12 @@ def test_profile_default_rules():
     assert load("udev-reload-race").kernel.udev_rule_name() == "try-restart-2018"
     assert load("upstream-udev-window-gone").kernel.udev_rule_name() == "hotplug-ready-2024"
     assert load("hotadd-kept-in-dump").kernel.udev_rule_name() == "none"
+
+
+def test_upstream_runs_record_and_replay(tmp_path):
+    for name in ("upstream-udev-window-gone", "hotadd-kept-in-dump"):
+        log = tmp_path / f"{name}.fadlog"
+        r = fad("run", name, "--log", log, "--quiet")
+        assert r.returncode == 0, r.stdout + r.stderr
+        rp = fad("replay", log, "--quiet")
+        assert rp.returncode == 0, rp.stdout + rp.stderr
