@@ -49,9 +49,11 @@ def compare_cmd(scenario: str | None, profiles: str, budget: int | None, as_json
         except ScenarioError as e:
             raise InputError(str(e)) from None
     if report:
+        from fadumpsim.report import page  # the report pages' look, self-contained
+        title = "fadumpsim compare" + ("" if all_ else f" {scenario}")
         try:
             with open(report, "w", encoding="utf-8") as f:
-                f.write("".join(cmp.html(n, rows) for n, rows in results))
+                f.write(page(title, "".join(cmp.html_table(n, rows) for n, rows in results)))
         except OSError as e:
             raise InputError(f"{report}: {e}") from None
     if as_json:

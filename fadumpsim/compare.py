@@ -146,15 +146,11 @@ def markdown(scenario: str, rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def html(scenario: str, rows: list[Row]) -> str:
-    """A self-contained HTML page with the table (no scripts, no network)."""
+def html_table(scenario: str, rows: list[Row]) -> str:
+    """One scenario's table as an HTML section (the page comes from fadumpsim/report.py)."""
     from html import escape
     head = "".join(f"<th>{escape(c)}</th>" for c in COLUMNS)
     body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells(r)) + "</tr>"
                    for r in rows)
-    return ("<!DOCTYPE html><html><head><meta charset=\"utf-8\">"
-            f"<title>fadumpsim compare {escape(scenario)}</title><style>"
-            "body{font-family:sans-serif}table{border-collapse:collapse}"
-            "td,th{border:1px solid #999;padding:4px 8px;text-align:left}</style></head>"
-            f"<body><h1>fadumpsim compare {escape(scenario)}</h1>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></body></html>\n")
+    return (f"<h2>{escape(scenario)}</h2>"
+            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>\n")
