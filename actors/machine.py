@@ -15,11 +15,10 @@ RFC_PATCHES = ("zone-movable", "hole-message", "hotplug-protect")
 #: mainline steps after 2018 that profile `upstream` can revert one by one (docs/profiles.md)
 UPSTREAM_STEPS = ("cma", "reregister", "boot-register", "hotplug-ready")
 #: what `[kernel] revert` may name, per profile
-#: kdump-utils udev rules (actors/hotplug.py, actors/kdump_udev.py) and each profile's default
-UDEV_RULES = ("none", "try-restart-2018", "reload-throttled-2018", "hotplug-ready-2024")
-DEFAULT_UDEV_RULE = {"rfc-v6": "try-restart-2018", "classic": "try-restart-2018",
-                     "upstream": "hotplug-ready-2024"}
 REVERTABLE = {"rfc-v6": RFC_PATCHES, "classic": (), "upstream": UPSTREAM_STEPS}
+HOTPLUG_LOCK_WHAT_IF = ("what-if: registration takes the device-hotplug lock "
+                        "([kernel] hotplug_lock = true; no real kernel does: fadump_register_store() "
+                        "takes only fadump_mutex)")
 
 
 @dataclass(frozen=True)
@@ -106,18 +105,20 @@ class KernelConfig:
     revert: tuple[str, ...] = ()
     hotplug_lock: bool = False
     udev_reload: bool = False
-    udev_rule: str = ""   # empty: the profile's default when udev_reload, else none
     workload: dict[str, int] = field(default_factory=dict)
+
+    def what_ifs(self) -> list[str]:
+        """Counterfactual knobs this configuration turns on: behaviour no real kernel had.
+
+        Both the 2018 kernel and mainline take only fadump_mutex in fadump_register_store();
+        DLPAR takes the device-hotplug lock. `hotplug_lock = true` asks what would happen
+        if registration took it too.
+        """
+        return [HOTPLUG_LOCK_WHAT_IF] if self.hotplug_lock else []
 
     def has(self, patch: str) -> bool:
         """Is RFC patch `patch` applied in this kernel?"""
         return self.profile == "rfc-v6" and patch not in self.revert
-
-    def udev_rule_name(self) -> str:
-        """The udev rule in force: `[hotplug] udev_rule`, else the profile's default."""
-        if self.udev_rule:
-            return self.udev_rule
-        return DEFAULT_UDEV_RULE[self.profile] if self.udev_reload else "none"
 
     def mainline(self, step: str) -> bool:
         """Is mainline step `step` (UPSTREAM_STEPS) in this kernel? Only profile upstream."""

@@ -24,8 +24,7 @@ from typing import Any, Generator
 from fadumpsim.actors import errno
 from fadumpsim.actors.kernel.fwdump import (CPU_STATE_DATA, CRASH_INFO_MAGIC, REAL_MODE_REGION,
                                             REGISTER, UNREGISTER, INVALIDATE, make_fdm, section)
-from fadumpsim.actors.kernel.sizing import (MAX_BOOT_MEM_RATIO, PAGEBLOCK, align_up, area_size,
-                                            parse_cmdline)
+from fadumpsim.actors.kernel.sizing import MAX_BOOT_MEM_RATIO, PAGEBLOCK, align_up, area_size
 from fadumpsim.actors.sizes import MB
 
 FADUMP = "fadump: "
@@ -120,18 +119,19 @@ class UpstreamMixin:
         return align_up(size, mm.ps)  # memblock_reserve() rounds nothing; pages do
 
     # -- boot -----------------------------------------------------------------------------------
-    def upstream_reserve_mem(self) -> None:
+    def upstream_reserve_mem(self) -> int:
+        """fadump_reserve_mem(): 1 when fadump reserved memory, 0 otherwise."""
         fw, mm, log = self.fw, self.mm, self.printk
         enabled, fw.nocma = parse_fadump_param(self.cfg.cmdline, self.upstream("cma"))
         fw.fadump_enabled = enabled
         if not enabled or not fw.fadump_supported:
-            return
+            return 0
         if fw.fdm_active is not None:
             self._upstream_reserve_crash_area()
-            return
+            return 1
         lines: list[str] = []
-        p = parse_cmdline(self.cfg.cmdline, mm.phys_mem_size())
-        bms = align_up(reserve_size(p.crashkernel, mm.phys_mem_size(), lines), mm.ps)
+        bms = align_up(reserve_size(self.params.crashkernel, mm.phys_mem_size(), lines), mm.ps)
+        self.print_cmdline_warnings()  # parse_crashkernel() ran
         for line in lines:
             log(line)
         if self.upstream("cma") and not fw.nocma:
@@ -157,10 +157,12 @@ class UpstreamMixin:
         log(f"{FADUMP}Reserved {size >> 20}MB of memory at {base:#016x} "
             f"(System RAM: {mm.phys_mem_size() >> 20}MB)")
         fw.fdm = make_fdm(base, fw.cpu_state_data_size, fw.hpte_region_size, bms)
+        return 1
 
-    def _upstream_disable(self) -> None:
+    def _upstream_disable(self) -> int:
         self.fw.fadump_enabled = False
         self.fw.reserve_dump_area_size = 0
+        return 0
 
     def _locate_reserve_mem(self, base: int, size: int) -> int | None:
         """fadump_locate_reserve_mem(): first fit among free memblock ranges at or
@@ -310,6 +312,16 @@ class UpstreamMixin:
                 if a < b:
                     self.printk(f"{FADUMP}freeing reserved memory ({a:#x} - {b:#x})")
 
+    def upstream_sysfs_exists(self, name: str) -> bool:
+        """fadump_init_files() runs whenever fadump is supported, enabled or not (unlike
+        2018): /sys/kernel/fadump/* and the old-name links exist; release_mem only while
+        a dump was active at boot, hotplug_ready only with the 2024 step."""
+        if name == "release_mem":
+            return self.release_mem_created
+        if name == "hotplug_ready":
+            return self.upstream("hotplug-ready")
+        return self.fw.fadump_supported
+
     def fadump_sysfs_show(self, name: str) -> str | None:
         """/sys/kernel/fadump/{mem_reserved,hotplug_ready}; None where the file does not
         exist (before mainline, and hotplug_ready before 2024)."""
@@ -320,17 +332,6 @@ class UpstreamMixin:
         if name == "hotplug_ready" and self.upstream("hotplug-ready"):
             return "1\n"
         return None
-
-    def on_hp_sysfs_read(self, ev: Any) -> None:
-        """A udev rule's `cat`: fadump_enabled exists in every era, the rest per profile."""
-        path = ev.payload["path"]
-        name = path.rsplit("/", 1)[1]
-        if name in ("fadump_enabled", "enabled"):
-            value: str | None = f"{int(self.fw.fadump_enabled)}\n"
-        else:
-            value = self.fadump_sysfs_show(name)
-        self.send(ev.src, "hp.sysfs_value", {"op": ev.payload["op"], "value": value or "",
-                                             "rc": 0 if value is not None else -errno.ENOENT})
 
     def is_upstream_fadump_memory_area(self, addr: int, size: int) -> bool:
         """is_fadump_memory_area(): registered, and in the reserved area or at or below
