@@ -88,7 +88,7 @@ def _udev(rule_or_profile: str, revert="[]", lmbs=1):
 
 def test_hotplug_ready_rule_exits_at_once():
     res, hp, fw = _udev("upstream")
-    assert hp.udev_rule == "hotplug-ready-2024"
+    assert hp.udev.name == "hotplug-ready-2024"
     assert [m for _s, m in hp.udev_log if "kdumpctl" in m] == []
     assert any("hotplug_ready is 1" in m for _s, m in hp.udev_log)
     assert fw.registrations == 2 and fw.dump_registered  # boot + the script's echo 1
@@ -97,7 +97,9 @@ def test_hotplug_ready_rule_exits_at_once():
 def test_without_hotplug_ready_the_throttled_reload_reregisters_once_per_burst():
     res, hp, fw = _udev("upstream", '["hotplug-ready"]', lmbs=3)
     msgs = [m for _s, m in hp.udev_log]
-    assert msgs.count("kdumpctl: echo 1 -> 0") == 1, msgs     # one write re-registers
+    reg = "/sys/kernel/fadump_registered"
+    assert msgs.count(f"kdumpctl reload: echo 1 > {reg} -> 0") == 1, msgs  # one write
+    assert not any("echo 0" in m for m in msgs)
     assert msgs.count("Throttling kdump restart for concurrent udev event") == 2
     assert fw.registrations == 3 and fw.dump_registered
 
@@ -108,13 +110,15 @@ def test_throttled_reload_falls_back_to_stop_start_on_a_2018_kernel():
             'name = "d"\nactor = "hotplug"\nafter = ["k"]\nrun = ["drmgr -c mem -a -q 1"]\n')
     res = sim.run(loads(text), keep_sched=True)
     msgs = [m for _s, m in res.sched.actors["hotplug"].udev_log if "kdumpctl" in m]
-    assert msgs == ["kdumpctl: echo 1 -> -17", "kdumpctl: echo 0 -> 0", "kdumpctl: echo 1 -> 0"]
+    reg = "/sys/kernel/fadump_registered"
+    assert msgs == [f"kdumpctl reload: echo 1 > {reg} -> -17", f"kdumpctl stop: echo 0 > {reg} -> 0",
+                    f"kdumpctl start: echo 1 > {reg} -> 0"]
 
 
 def test_profile_default_rules():
-    assert load("udev-reload-race").kernel.udev_rule_name() == "try-restart-2018"
-    assert load("upstream-udev-window-gone").kernel.udev_rule_name() == "hotplug-ready-2024"
-    assert load("hotadd-kept-in-dump").kernel.udev_rule_name() == "none"
+    assert load("udev-reload-race").udev.rule == "try-restart-2018"
+    assert load("upstream-udev-window-gone").udev.rule == "hotplug-ready-2024"
+    assert load("hotadd-kept-in-dump").udev.rule == "none"
 
 
 def test_upstream_runs_record_and_replay(tmp_path):

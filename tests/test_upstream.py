@@ -216,6 +216,7 @@ def test_crash_ranges_exclude_area_and_boot_memory():
     ('name = "x"\n[kernel]\nrevert = ["hotplug-ready"]', "can revert"),
     ('name = "x"\nprofile = "mainline"', "unknown profile"),
     ('name = "x"\n[hotplug]\nudev_rule = "systemd"', "udev_rule"),
+    ('name = "x"\nprofile = "upstream"\n[hotplug]\nudev_rule = "reload-throttled-2019"', "udev_rule"),
 ])
 def test_bad_profiles_and_reverts(text, what):
     with pytest.raises(ScenarioError, match=what):
