@@ -233,6 +233,7 @@ class RecordEncoder:
         head = [ds, *wire_names, dc, chan_seq]
         pack = self._pack
         try:
+            check_depth(payload)  # what the reader would refuse is never written
             if fields is not None and type(payload) is dict and len(payload) == len(fields) \
                     and all(f in payload for f in fields):
                 value: Any = [payload[f] for f in fields]
@@ -302,6 +303,7 @@ class RecordDecoder:
         self.step = 0
         self.stream = stream
         self.max_record = max_record
+        self.inflated = 0  # bytes inflated since the reader last reset it
         self.exts: list[_Ext] = []
         exts = self.exts
 
@@ -350,13 +352,13 @@ class RecordDecoder:
             exts.clear()
             if x.code == 2 and fields is None:
                 raise CodecError("map-form payload of a type without positional fields")
+            raw = self.stream.chunk(x.data, self.max_record) if x.code == 1 else x.data
+            self.inflated += len(raw)
             try:
                 if x.code == 1:
-                    raw = self.stream.chunk(x.data, self.max_record)
                     inner = msgpack.unpackb(raw, ext_hook=_inner_hook, max_array_len=MAX_CONTAINER,
                                             max_map_len=MAX_CONTAINER)
                 else:
-                    raw = x.data
                     inner = self.unpack(raw)
             except Exception as e:
                 exts.clear()

@@ -588,6 +588,10 @@ def _decode_run(buf: bytes, pos: int, expected: int, max_record: int,
                     exts.clear()
                     return pos, expected, f"malformed record ({e})"
                 step, time = dec.step, dec.time
+                if dec.inflated > CHUNK:  # bound what one batch holds once inflated
+                    dec.inflated = 0
+                    append(rec)
+                    return end, expected + 1, _BATCH_FULL
             append(rec)
             expected += 1
             pos = end
@@ -595,6 +599,9 @@ def _decode_run(buf: bytes, pos: int, expected: int, max_record: int,
         dec.step, dec.time = step, time
         mv.release()
     return pos, expected, None
+
+
+_BATCH_FULL = "batch full"  # not damage: yield what was decoded, then go on
 
 
 def _flat(payload: dict) -> bool:
@@ -694,6 +701,9 @@ class LogReader:
                         gc.enable()
                 yield from out
                 del out
+                if cause is _BATCH_FULL:
+                    want = 0
+                    continue
                 if cause is not None:
                     self._damage(base + pos, cause)
                     return
