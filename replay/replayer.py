@@ -36,10 +36,14 @@ def unused_path(path: str | Path, first: int = 1) -> str:
 
 
 def record(system: System, path: str, *, seed: int = 0, strategy: str | Strategy = "fifo",
-           dump_dir: str | None = None, **kw: Any) -> RunOutcome:
-    """Run `system` writing every delivery to the event log at `path`."""
+           dump_dir: str | None = None, durable: bool = True, **kw: Any) -> RunOutcome:
+    """Run `system` writing every delivery to the event log at `path`.
+
+    `durable` (a log the user named) fsyncs the log once at close; internal
+    re-recordings (explore's saved failures, minimize's result) pass False.
+    """
     strat = make_strategy(strategy, seed) if isinstance(strategy, str) else strategy
-    w = LogWriter(path, system.log_header(seed, strat))
+    w = LogWriter(path, system.log_header(seed, strat), durable=durable)
     try:
         res = system.run(seed=seed, strategy=strat, sink=w.append, dump_dir=dump_dir, **kw)
     except BaseException as e:

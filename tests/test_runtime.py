@@ -177,3 +177,17 @@ def test_makedumpfile_compression_without_binding_is_a_clear_error(run):
     t = [x for x in res.transcript if x["script"] == "c"]
     assert t[0]["exit"] == 1 and "lzo compression is not supported" in t[0]["stderr"]
     assert t[1]["exit"] == 0
+
+
+@pytest.mark.parametrize("durable, fsyncs", [(True, 2), (False, 0)])
+def test_recorded_log_is_fsynced_once_only_when_durable(tmp_path, monkeypatch, durable, fsyncs):
+    """A log the user named costs one fsync (plus its directory) at close; internal
+    re-recordings (durable=False) none."""
+    import os
+    from fadumpsim.events import logfile
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(logfile.os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+    res = api.record("double-registration", str(tmp_path / "a.fadlog"), durable=durable)
+    assert res.events > 10 and len(calls) == fsyncs
+    assert read_log(tmp_path / "a.fadlog")[3] is None
