@@ -460,7 +460,8 @@ def save_failure(system: System, trace: Sequence[tuple[str, str]], out: str, key
     from fadumpsim.replay.replayer import record
     os.makedirs(out, exist_ok=True)
     path = free_path(out, _slug(key))
-    res = record(system, path, seed=seed, strategy=ForcedStrategy([tuple(c) for c in trace]))
+    res = record(system, path, seed=seed, strategy=ForcedStrategy([tuple(c) for c in trace]),
+                 durable=False)  # an internal re-recording: no fsync
     f = failure_of(res)
     return path, (f is not None and f[1] == signature)
 
