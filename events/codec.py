@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
+from itertools import accumulate
 from typing import Any
 
 import msgpack
@@ -272,16 +273,21 @@ def _inner_hook(code: int, data: bytes) -> Any:
     if code != _U64S:
         raise ValueError(f"unexpected msgpack extension type {code}")
     d = msgpack.unpackb(data, max_array_len=MAX_CONTAINER, max_map_len=0)
-    if type(d) is not list or len(d) < _PACKED_MIN or type(d[0]) is not int or not 0 <= d[0] < 1 << 64:
+    if type(d) is not list or len(d) < _PACKED_MIN or any(type(x) is not int for x in d):
         raise ValueError("bad u64 list")
-    out = [d[0]]
-    x = d[0]
-    for k in d[1:]:
-        if type(k) is not int or not -_SIGN <= k < _SIGN:
-            raise ValueError("bad u64 list")
-        x = (x + k) & _MASK
-        out.append(x)
-    return out
+    vals = list(accumulate(d))  # C-speed; exact unless a step wrapped around 2**64
+    if vals[0] < 0 or min(vals) < 0 or max(vals) > _MASK:
+        vals = [v & _MASK for v in vals]
+    return vals
+
+
+#: bytes that can start a msgpack array or map; fewer than MAX_DEPTH of them in a
+#: body bound its nesting without walking it
+_CONTAINER_BYTES = bytes(range(0x80, 0xA0)) + b"\xdc\xdd\xde\xdf"
+
+
+def _may_be_deep(raw: bytes) -> bool:
+    return len(raw) - len(raw.translate(None, _CONTAINER_BYTES)) >= MAX_DEPTH
 
 
 class _Ext:
@@ -345,6 +351,7 @@ class RecordDecoder:
         dst = names[d] if type(d) is int and 0 <= d < len(names) else self._name(d, "dst")
         typ = names[t] if type(t) is int and 0 <= t < len(names) else self._name(t, "type")
         fields = WIRE_FIELDS.get(typ)
+        raw_body: bytes | None = None
         if exts:
             if len(exts) != 1 or len(w) != 7 or w[6] is not exts[0]:
                 raise CodecError("misplaced msgpack extension")
@@ -366,6 +373,7 @@ class RecordDecoder:
             if exts:
                 raise CodecError("misplaced msgpack extension")
             size = len(raw)
+            raw_body = raw
             if fields is None or x.code == 2:
                 payload = inner
             elif type(inner) is list and len(inner) == len(fields):
@@ -382,7 +390,7 @@ class RecordDecoder:
             raise CodecError(f"{typ} payload has {len(w) - 6} fields, not {len(fields)}")
         if type(payload) is not dict:
             raise CodecError(f"payload is a {type(payload).__name__}, not a map")
-        if size > MAX_DEPTH:
+        if size > MAX_DEPTH and (raw_body is None or _may_be_deep(raw_body)):
             check_depth(payload, MAX_DEPTH)
         step = (self.step + ds) & _MASK
         time = (self.time + step) & _MASK
