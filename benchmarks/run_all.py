@@ -240,7 +240,7 @@ def explore_workers(schedules: int) -> dict[str, Any]:
 
 def startup() -> dict[str, float]:
     import bench_import as bi
-    res = {label: bi.timed(argv, 3) for label, argv in bi.commands()}
+    res = {label: bi.timed(argv, 5) for label, argv in bi.commands()}
     base = res["python -c pass"]
     return {k: (v - base) * 1000 for k, v in res.items() if k != "python -c pass"}
 
@@ -304,7 +304,7 @@ def table(r: dict[str, Any]) -> str:
          else yes(ex["speedup"] >= 1.6)),
         ("`fadumpsim --help` / `import fadumpsim.cli` beyond Python start-up",
          f"{st.get('fadumpsim --help', float('nan')):.0f} ms / {st.get('import fadumpsim.cli', float('nan')):.0f} ms",
-         "< 300 ms", yes(max(st.values()) < 300)),
+         "< 300 ms", yes(max(st.get("fadumpsim --help", 1e9), st.get("import fadumpsim.cli", 1e9)) < 300)),
     ]
     out = ["| what | measured | target | |", "|---|---:|---|---|"]
     out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
