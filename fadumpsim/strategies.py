@@ -214,8 +214,8 @@ def interesting_lmbs(memory: int, lmb: int, rma: int, cmdline: str) -> list[int]
 def gen_kernel(d: Draw, knobs: Knobs = Knobs()) -> dict[str, Any]:
     """[kernel]: fadump=on|nonmovable, crashkernel=, revert, hotplug_lock."""
     nonmovable = _forced(d.boolean(0.25), knobs.nonmovable)
-    if knobs.profile == "classic":
-        nonmovable = False                         # the 2018 kernel has no fadump=nonmovable
+    if knobs.profile != "rfc-v6":
+        nonmovable = False                         # fadump=nonmovable is the RFC's alone
     words = ["fadump=nonmovable" if nonmovable else "fadump=on"]
     if d.boolean(0.3):
         words.append("crashkernel=" + d.choice(CRASHKERNEL))
@@ -360,7 +360,8 @@ def gen_scenario(d: Draw, knobs: Knobs = Knobs(), name: str = "generated") -> di
     memory = parse_size(machine["memory"])
     workload = gen_workload(d, memory)
     udev = _forced(d.boolean(0.5), knobs.udev_reload)
-    movable = (knobs.profile == "rfc-v6" and "fadump=nonmovable" not in kernel["cmdline"]
+    # upstream's CMA area holds user pages too: only classic and nonmovable areas do not
+    movable = (knobs.profile != "classic" and "fadump=nonmovable" not in kernel["cmdline"]
                and "zone-movable" not in kernel.get("revert", ()))
     c = _Ctx(memory, parse_size(machine["max_memory"]), parse_size(machine["lmb_size"]),
              parse_size(machine["rma_size"]), kernel["cmdline"], udev, knobs, movable)
