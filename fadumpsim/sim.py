@@ -81,7 +81,8 @@ def build(sc: Scenario, sched: Scheduler, dump_dir: str | None = None) -> None:
         by_actor[s.actor].append(s.name)
         for a in s.after:
             dependents[a].append(s.name)
-    sched.spawn(Firmware, "firmware", sc.machine, sc.kernel.cmdline, by_actor["firmware"])
+    sched.spawn(Firmware, "firmware", sc.machine, sc.kernel.cmdline, by_actor["firmware"],
+                sc.flavour)
     sched.spawn(Kernel, "kernel", sc.machine, sc.kernel,
                 by_actor["kernel"] + by_actor["hotplug"], None)
     sched.spawn(Hotplug, "hotplug", sc.machine, sc.kernel.udev_reload)
