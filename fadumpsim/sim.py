@@ -117,7 +117,7 @@ def collect(sc: Scenario, sched: Scheduler, checker: Checker, seed: int, strateg
             failure: str | None, keep_sched: bool = False) -> RunResult:
     a = sched.actors
     kernel, capture = a["kernel"], a["capture"]
-    verdict = judge(kernel, capture)
+    verdict = judge(kernel, capture, a["firmware"])
     dump_seq = capture.saved_dumps[-1]["seq"] if verdict["status"] == "saved" else 0
     checker.finish(verdict, dump_seq)
     transcript = []
