@@ -189,8 +189,8 @@ class Firmware(SimActor):
             out = f"next {cmd['count']} ibm,configure-kernel-dump call(s) will return {cmd['rc']}\n"
         else:
             self.copy_faults.append([cmd["side"], cmd["section"], cmd["chunk"]])
-            where = f"{cmd['section']} section" if cmd["section"] else "every section"
-            out = (f"the next dump copy will fail on the {cmd['side']} side of the "
+            where = f"the {cmd['section']} section" if cmd["section"] else "every section"
+            out = (f"the next dump copy will fail on the {cmd['side']} side of "
                    f"{where} at chunk {cmd['chunk']}\n")
         self.send(ev.src, "cmd.result", {"index": ev.payload["index"], "stdout": out,
                                          "stderr": "", "exit": 0})

@@ -32,6 +32,8 @@ ERR_INVALID_DEST = 0x1000
 #: section names of the `inject copy-error` grammar
 SECTION_TYPES = {"cpu": CPU_STATE_DATA, "hpte": HPTE_REGION, "rmr": REAL_MODE_REGION}
 SIDES = ("source", "destination", "hardware")
+#: within one chunk: the source read (a bad source, or a hardware fault on the read) first
+FAIL_ORDER = {"source": 0, "hardware": 1, "destination": 2}
 
 
 class Partition(Protocol):
@@ -79,21 +81,19 @@ def first_failure(n: int, src: int, dst: int, typ: int, part: Partition,
     or hardware fault on the read), then the destination write.
     """
     nchunks = -(-n // CHUNK)
-    cands: list[tuple[int, int, str, bool]] = []
-    order = {"source": 0, "hardware": 1, "destination": 2}
-    hole = part.first_hole(src, n)
-    if hole is not None:
-        cands.append(((hole - src) // CHUNK, 0, "source", False))
-    hole = part.first_hole(dst, n)
-    if hole is not None:
-        cands.append(((hole - dst) // CHUNK, 2, "destination", False))
+    cands: list[tuple[int, int, bool, str]] = []      # chunk, order in the chunk, hole, side
+    for side, start in (("source", src), ("destination", dst)):
+        hole = part.first_hole(start, n)
+        if hole is not None:
+            cands.append(((hole - start) // CHUNK, FAIL_ORDER[side], True, side))
     for f in faults:
         if f.applies(typ) and f.chunk < nchunks:
-            cands.append((f.chunk, order[f.side], f.side, True))
+            cands.append((f.chunk, FAIL_ORDER[f.side], False, f.side))
     if not cands:
         return None
-    # an injected fault fails its whole chunk; prefer it over a hole on the same side
-    k, _o, side, injected = min(cands, key=lambda c: (c[0], c[1], not c[3]))
+    # an injected fault fails its whole chunk: it wins over a hole on the same side
+    k, _o, hole, side = min(cands)
+    injected = not hole
     return Failure(k, side, injected)
 
 
