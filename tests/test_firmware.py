@@ -532,3 +532,13 @@ def test_copy_error_grammar(text, want):
 def test_copy_error_grammar_refuses(text):
     with pytest.raises(CommandError):
         parse_command("firmware", text)
+
+
+def test_hole_story_rtas_answers_per_flavour():
+    data = scenario.load("hole-before-registration-powervm").data
+    answers = {}
+    for fl in scenario.flavours():
+        res = sim.run(scenario.Scenario(scenario.with_flavour(data, fl), "<hole>"), keep_sched=True)
+        answers[fl] = [rc for _seq, cmd, rc in res.sched.actors["firmware"].calls if cmd == REGISTER]
+        assert res.dump["status"] == {"powervm": "none", "qemu": "invalid"}[fl]
+    assert answers == {"powervm": [-3], "qemu": [0]}
