@@ -108,7 +108,7 @@ class Firmware(SimActor):
         self.calls.append([ev.seq, p["cmd"], rc])
         self.send(ev.src, "rtas.return", {"op": p["op"], "status": rc})
 
-    def state(self) -> flavours.FirmwareState:
+    def rtas_state(self) -> flavours.FirmwareState:
         return flavours.FirmwareState(self.registered is not None, self.dump_active is not None,
                                       self.machine.rma_size, self.in_partition)
 
@@ -120,7 +120,7 @@ class Firmware(SimActor):
             else:
                 self.inject_rtas[0][1] = left - 1
             return rc
-        rc, action = flavours.configure_kernel_dump(self.flavour, self.state(), cmd, fdm)
+        rc, action = flavours.configure_kernel_dump(self.flavour, self.rtas_state(), cmd, fdm)
         if action == "register":
             self.registered = copy.deepcopy(fdm)
             self.registered["status"] = 0     # QEMU: "Reset dump status flags"

@@ -31,7 +31,6 @@ ERR_INVALID_SOURCE = 0x4000
 ERR_INVALID_DEST = 0x1000
 #: section names of the `inject copy-error` grammar
 SECTION_TYPES = {"cpu": CPU_STATE_DATA, "hpte": HPTE_REGION, "rmr": REAL_MODE_REGION}
-SIDES = ("source", "destination", "hardware")
 #: within one chunk: the source read (a bad source, or a hardware fault on the read) first
 FAIL_ORDER = {"source": 0, "hardware": 1, "destination": 2}
 
@@ -53,9 +52,6 @@ class CopyFault:
 
     def applies(self, typ: int) -> bool:
         return not self.section or SECTION_TYPES[self.section] == typ
-
-    def to_list(self) -> list[Any]:
-        return [self.side, self.section, self.chunk]
 
 
 @dataclass

@@ -523,6 +523,12 @@ def test_copy_error_grammar(text, want):
     assert (c["side"], c["section"], c["chunk"]) == want
 
 
+def test_grammar_and_copier_name_the_same_sides_and_sections():
+    from fadumpsim.actors.commands import COPY_SECTIONS, COPY_SIDES
+    from fadumpsim.actors.firmware_copy import FAIL_ORDER, SECTION_TYPES
+    assert set(COPY_SECTIONS) == set(SECTION_TYPES) and set(COPY_SIDES) == set(FAIL_ORDER)
+
+
 @pytest.mark.parametrize("text", [
     "inject copy-error", "inject copy-error both", "inject copy-error source rmr at 3",
     "inject copy-error source rmr at chunk", "inject copy-error source rmr at chunk -1",
