@@ -21,7 +21,7 @@ from fadumpsim.actors.machine import PROFILES, RFC_PATCHES, KernelConfig, Machin
 from fadumpsim.actors.sizes import SizeError, parse_size
 
 TOP_KEYS = ("name", "description", "profile", "machine", "firmware", "kernel", "workload",
-            "hotplug", "script", "expect")
+            "hotplug", "script", "expect", "schedule")
 FIRMWARE_KEYS = ("flavour",)
 MACHINE_KEYS = ("memory", "max_memory", "lmb_size", "page_size", "rma_size", "cpus", "nodes",
                 "unassigned")
@@ -31,6 +31,9 @@ HOTPLUG_KEYS = ("udev_reload",)
 SCRIPT_KEYS = ("name", "actor", "after", "run")
 EXPECT_KEYS = ("dump", "registered", "kernel_pages_lost", "user_pages_lost", "log_contains",
                "log_lacks", "exit_codes", "memtotal_mb", "violations")
+SCHEDULE_KEYS = ("constraint",)
+CONSTRAINT_KEYS = ("before", "after", "text")
+ENDPOINT_KEYS = ("src", "dst", "type", "nth")
 DUMP_STATES = ("saved", "available", "none", "invalid", "incomplete", "no-crash")
 COMPARISON = re.compile(r"^\s*(==|!=|>=|<=|>|<)?\s*(\d+)\s*$")
 RESERVED_NAMES = set(ACTORS) | {"sim", "clock"}
@@ -67,6 +70,13 @@ class Scenario:
     @property
     def expect(self) -> dict[str, Any]:
         return self.data.get("expect", {})
+
+    @property
+    def schedule(self) -> list[Any]:
+        """The [schedule] constraints (replay.constraints.Constraint), in file order."""
+        from fadumpsim.replay.constraints import Constraint
+        return [Constraint.from_data(c)
+                for c in self.data.get("schedule", {}).get("constraint", [])]
 
     @classmethod
     def build(cls, name: str, **sections: Any) -> "Scenario":
@@ -160,6 +170,42 @@ def validate(sc: Scenario) -> None:
                              hotplug_lock=hl, udev_reload=udev, workload=workload)
     sc.scripts = _scripts(src, d.get("script", []))
     _expect(src, d.get("expect", {}), {s.name for s in sc.scripts})
+    _schedule(src, d.get("schedule", {}), {s.name for s in sc.scripts})
+
+
+def _schedule(src: str, t: Any, scripts: set[str]) -> None:
+    """[schedule]: [[schedule.constraint]] tables of before/after deliveries, each named
+    {src, dst, type, nth}: "the nth `type` message src sent to dst"."""
+    from fadumpsim.events import types
+    _check_keys(src, t, SCHEDULE_KEYS, "[schedule]")
+    cs = t.get("constraint", [])
+    if not isinstance(cs, list):
+        raise _err(src, "[schedule] constraint", "must be an array of tables "
+                   "([[schedule.constraint]])")
+    names = scripts | set(ACTORS) | {"sim"}
+    for i, c in enumerate(cs):
+        where = f"[[schedule.constraint]] #{i + 1}"
+        _check_keys(src, c, CONSTRAINT_KEYS, where)
+        if "text" in c and not isinstance(c["text"], str):
+            raise _err(src, f"{where} text", "must be a string")
+        for side in ("before", "after"):
+            if side not in c:
+                raise _err(src, where, f"required: {side} = {{ src, dst, type, nth }}")
+            e = _check_keys(src, c[side], ENDPOINT_KEYS, f"{where} {side}")
+            for k in ("src", "dst", "type"):
+                if not isinstance(e.get(k), str):
+                    raise _err(src, f"{where} {side}", f"required: {k} (a string)")
+            for k in ("src", "dst"):
+                if e[k] not in names:
+                    raise _err(src, f"{where} {side} {k}", f"no actor or script named {e[k]!r}")
+            if not types.known(e["type"]):
+                raise _err(src, f"{where} {side} type", f"unknown event type {e['type']!r}")
+            nth = e.get("nth", 1)
+            if isinstance(nth, bool) or not isinstance(nth, int) or nth < 1:
+                raise _err(src, f"{where} {side} nth", f"must be an integer >= 1, got {nth!r}")
+        key = [tuple(c[s].get(k, 1) for k in ENDPOINT_KEYS) for s in ("before", "after")]
+        if key[0] == key[1]:
+            raise _err(src, where, "before and after name the same delivery")
 
 
 def _scripts(src: str, raw: Any) -> list[ScriptSpec]:
