@@ -48,6 +48,8 @@ AREAS: dict[str, tuple[list[str], list[str]]] = {
                "actors/pagemap.py", "actors/hotplug.py"],
               ["tests/test_sizing.py", "tests/test_kernel.py", "tests/test_hotplug.py",
                "tests/test_pagemap.py", "tests/test_regressions.py", "scenarios"]),
+    "firmware": (["actors/flavours.py", "actors/firmware_copy.py", "actors/firmware.py"],
+                 ["tests/test_firmware.py"]),
     "invariants": (["fadumpsim/invariants.py", "fadumpsim/verdict.py"],
                    ["tests/test_invariants.py", "tests/test_regressions.py", "tests/test_kernel.py",
                     "tests/test_hotplug.py", "tests/test_explore.py", "scenarios"]),
