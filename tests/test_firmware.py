@@ -250,6 +250,18 @@ def test_destination_hole_writes_the_in_partition_part_of_its_chunk():
     assert ram.klass_at(1536 * MB - PS) == "kernel" and ram.klass_at(1792 * MB) == "user"
 
 
+@pytest.mark.parametrize("flavour, flag", [("qemu", ERR_INVALID_SOURCE), ("powervm", ERR_INVALID_DEST)])
+def test_cpu_state_over_a_hole_writes_its_in_partition_part_and_is_flagged(flavour, flag):
+    fw = firmware(flavour, (3,))                     # LMB 3 = [768MB, 1024MB) is missing
+    fdm = make_fdm(768 * MB - 4096, fw.cpu_state_size, 0, BMS)
+    ram = user_ram(512 * MB, 768 * MB)
+    secs, res = copy_with(fw, fdm, ram)
+    cpu = by_type(secs, CPU_STATE_DATA)
+    assert (cpu["error"], cpu["dumped"]) == (flag, 0)
+    assert res.written[0] == [768 * MB - 4096, 768 * MB, CPU_STATE_DATA]
+    assert ram.klass_at(768 * MB - 4096) == "reserved" and ram.klass_at(768 * MB - 4097) == "user"
+
+
 @pytest.mark.parametrize("n", [0, 1, 5, 17])
 def test_injected_fault_at_chunk_n_writes_exactly_n_chunks(n):
     fw = firmware("powervm")
