@@ -26,7 +26,7 @@ FLAVOURS = ("powervm", "qemu")
 DEFAULT_FLAVOUR = "powervm"
 
 # PAPR return codes of ibm,configure-kernel-dump
-RC_SUCCESS, RC_HW_ERROR, RC_PARAM_ERROR = 0, -1, -3
+RC_SUCCESS, RC_PARAM_ERROR = 0, -3
 RC_ALREADY_REGISTERED, RC_DUMP_ACTIVE = -9, -10
 
 MAX_SECTIONS = 10                   # FADUMP_MAX_SECTIONS (QEMU; the kernel's comment for PAPR)

@@ -16,7 +16,7 @@ from fadumpsim import scenario, sim
 from fadumpsim.actors import flavours
 from fadumpsim.actors.commands import CommandError, parse_command
 from fadumpsim.actors.firmware import Firmware
-from fadumpsim.actors.firmware_copy import (CHUNK, ERR_INVALID_DATA_TYPE, ERR_INVALID_DEST,
+from fadumpsim.actors.firmware_copy import (CHUNK, ERR_INVALID_DEST,
                                             ERR_INVALID_SOURCE, PARAM_AREA, Copier, CopyFault,
                                             overwritten_pages)
 from fadumpsim.actors.kernel.fwdump import (CPU_STATE_DATA, HPTE_REGION, INVALIDATE,
@@ -172,10 +172,13 @@ def test_clean_copy_dumps_every_section_and_overwrites_the_destination(flavour):
 def test_qemu_cpu_state_is_32_plus_1264_bytes_per_cpu_whatever_the_kernel_asked():
     fw = firmware("qemu", cpus=4)
     fdm = make_fdm(AREA, 0x3000, 0, BMS)        # the kernel asked for more
-    secs, res = copy_with(fw, fdm, user_ram(AREA, AREA + GB))
+    ram = user_ram(AREA, AREA + GB)
+    secs, res = copy_with(fw, fdm, ram)
     cpu = by_type(secs, CPU_STATE_DATA)
     assert cpu["dumped"] == 32 + 1264 * 4 == 5088 and cpu["length"] == 0x3000
     assert res.written[0] == [AREA, AREA + 5088, CPU_STATE_DATA]
+    # what firmware wrote there is its own data, not a copy of anything
+    assert [p[2:] for p in ram.pieces(AREA, AREA + 5088)] == [("reserved", "fadump:section0x1", 0)]
     pvm = firmware("powervm", cpus=4)
     secs, _ = copy_with(pvm, fdm, user_ram(AREA, AREA + GB))
     assert by_type(secs, CPU_STATE_DATA)["dumped"] == 0x3000
@@ -188,7 +191,7 @@ def test_source_hole_fails_at_its_chunk_after_writing_the_chunks_before():
     ram = user_ram(AREA, AREA + 2 * GB)
     secs, res = copy_with(fw, fdm, ram)
     rmr = by_type(secs, REAL_MODE_REGION)
-    assert rmr["error"] == ERR_INVALID_SOURCE and rmr["dumped"] == 0
+    assert rmr["error"] == 0x4000 and rmr["dumped"] == 0          # FADUMP_ERROR_INVALID_SOURCE_ADDR
     d = rmr["destination"]
     assert res.written[-1] == [d, d + 16 * CHUNK, REAL_MODE_REGION]
     assert ram.klass_at(d + 16 * CHUNK - PS) == "kernel"       # copied
@@ -243,7 +246,7 @@ def test_destination_hole_writes_the_in_partition_part_of_its_chunk():
     secs, res = copy_with(fw, fdm, ram)
     rmr = by_type(secs, REAL_MODE_REGION)
     d = rmr["destination"]
-    assert rmr["error"] == ERR_INVALID_DEST and rmr["dumped"] == 0
+    assert rmr["error"] == 0x1000 and rmr["dumped"] == 0          # FADUMP_ERROR_INVALID_DEST_ADDR
     written = [w for w in res.written if w[2] == REAL_MODE_REGION]
     assert written == [[d, d + 11 * CHUNK, REAL_MODE_REGION],
                        [d + 11 * CHUNK, 1536 * MB, REAL_MODE_REGION]]
@@ -342,7 +345,7 @@ def test_unrequested_sections_are_skipped_and_unknown_types_flagged():
     ram = user_ram(AREA, AREA + GB)
     res = Copier("qemu", 8, ram, {}, fw, [CopyFault("source", "rmr")]).run(secs)
     assert (secs[2]["error"], secs[2]["dumped"]) == (0, 0)
-    assert (secs[3]["error"], secs[3]["dumped"]) == (ERR_INVALID_DATA_TYPE, 0)
+    assert (secs[3]["error"], secs[3]["dumped"]) == (0x8000, 0)   # FADUMP_ERROR_INVALID_DATA_TYPE
     assert [w[2] for w in res.written] == [CPU_STATE_DATA]
     assert ram.klass_at(secs[2]["destination"]) == "user"
 
