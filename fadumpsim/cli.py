@@ -78,6 +78,10 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
         trace: str | None) -> None:
     """Run one scenario (a .toml file or a built-in name; default: rfc-v6-story).
 
+    A scenario with `[kernel] hotplug_lock = true` is a counterfactual (what-if:
+    registration takes the device-hotplug lock; no real kernel does): the verdict
+    says so.
+
     \b
     Example:
       fadumpsim run hotplug-protect-registered --log /tmp/x.fadlog

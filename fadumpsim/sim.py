@@ -85,7 +85,7 @@ def build(sc: Scenario, sched: Scheduler, dump_dir: str | None = None) -> None:
                 sc.flavour)
     sched.spawn(Kernel, "kernel", sc.machine, sc.kernel,
                 by_actor["kernel"] + by_actor["hotplug"], None)
-    sched.spawn(Hotplug, "hotplug", sc.machine, sc.kernel.udev_reload)
+    sched.spawn(Hotplug, "hotplug", sc.machine, sc.udev)
     sched.spawn(Kernel, "capture", sc.machine, sc.kernel, by_actor["capture"], dump_dir)
     for s in sc.scripts:
         sched.spawn(Script, s.name, s.actor, list(s.run), list(s.after), dependents[s.name])
