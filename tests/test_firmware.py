@@ -116,6 +116,17 @@ def test_powervm_register_refuses_no_sections_and_more_than_ten():
     assert call(fw, REGISTER, ten) == 0
 
 
+@pytest.mark.parametrize("flavour", flavours.FLAVOURS)
+def test_a_section_that_is_not_the_seven_fields_is_unreadable(flavour):
+    fw = firmware(flavour)
+    fdm = story_fdm(fw)
+    short = {k: v for k, v in fdm["sections"][2].items() if k != "dumped"}
+    assert call(fw, REGISTER, {**fdm, "sections": fdm["sections"][:2] + [short]}) == -3
+    assert call(fw, REGISTER, {**fdm, "sections": [*fdm["sections"][:2], 7]}) == -3
+    assert call(fw, REGISTER, {"version": 1}) == -3
+    assert fw.registered is None
+
+
 def test_register_resets_the_status_it_stores():
     fw = firmware("qemu")
     assert call(fw, REGISTER, {**story_fdm(fw), "status": 0x2000}) == 0
