@@ -2,9 +2,9 @@
 
 This is the one place to look up what travels between actors. `check_payload` is
 called on every send: a payload must carry exactly the declared fields, which keeps
-the log self-describing and lets an old log be refused by name when a schema moves
-on (the header records `event_schema`, the version of every type, see
-docs/log-format.md).
+the log compact (payloads are stored positionally in declaration order) and lets an
+old log be refused when a schema moves on (the header records `event_schema`, a
+digest of every type's version and field order, see docs/log-format.md).
 """
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ class EventType:
     fields: frozenset[str]
     version: int
     doc: str
+    order: tuple[str, ...] = ()  # declaration order: the log stores payloads positionally
 
 
 _TYPES: dict[str, EventType] = {}
 
 
 def _t(name: str, fields: str, doc: str, version: int = 1) -> None:
-    _TYPES[name] = EventType(name, frozenset(fields.split()), version, doc)
+    _TYPES[name] = EventType(name, frozenset(fields.split()), version, doc, tuple(fields.split()))
 
 
 # --- run control and scripts -------------------------------------------------------
@@ -77,6 +78,7 @@ _t("lock.wake", "op lock", "a released kernel lock wakes its next waiting operat
 # The simulator's own schema, frozen here: types a test or tool registers later may be
 # sent, but never change what a log header records.
 _SIM_SCHEMA: dict[str, int] = {t.name: t.version for t in _TYPES.values()}
+_SIM_ORDER: dict[str, tuple[str, ...]] = {t.name: t.order for t in _TYPES.values()}
 
 
 def known(name: str) -> bool:
@@ -93,8 +95,17 @@ def all_types() -> list[EventType]:
 
 
 def schema_versions() -> dict[str, int]:
-    """The `event_schema` map recorded in every log header."""
+    """The version of every type the simulator itself declares."""
     return dict(_SIM_SCHEMA)
+
+
+def wire_schema() -> dict[str, tuple[str, ...]]:
+    """type -> payload field order, for the simulator's own types (frozen at import).
+
+    The log stores these payloads as positional arrays in this order; the log
+    header records a digest of this table and of the versions (events/codec.py).
+    """
+    return dict(_SIM_ORDER)
 
 
 class PayloadError(ValueError):
