@@ -63,12 +63,13 @@ _t("hp.done", "op lmb rc", "the kernel finished remove_memory/add_memory for tha
 _t("hp.printk", "level msg", "a kernel log line of the pseries DLPAR code (it runs in the kernel)")
 _t("hp.sysfs_write", "op path value", "kdumpctl (run by the udev rule via systemd) writing a sysfs file")
 _t("hp.sysfs_result", "op rc", "result of that write (0 or -errno)")
-_t("hp.sysfs_read", "op path", "kdumpctl (check_current_status) reading a sysfs file")
-_t("hp.sysfs_value", "op value", "what that read returned")
+_t("hp.sysfs_read", "op path", "kdumpctl (check_current_status) or a udev rule reading a sysfs file")
+_t("hp.sysfs_value", "op value", "what that read returned (null: this kernel has no such file)")
 _t("hp.crashed", "", "the production kernel crashed: its DLPAR operations, drmgr, udev and kdumpctl die with it")
 _t("mm.migrate_batch", "op", "kernel continuation: migrate the next batch of pages off an LMB being offlined")
 _t("uevent", "action lmb", "kernel memory block uevent (online/offline) to udev")
 _t("udev.rebuild", "op step", "kdumpctl start continuation: one step of check_rebuild / the initrd rebuild (timer)")
+_t("udev.settle", "op", "kdump-udev-throttler continuation: `sleep 1 && udevadm settle` (timer)")
 
 # --- kernel continuations -----------------------------------------------------------------
 _t("fadump.retry", "op", "RTAS busy: retry the configure-kernel-dump call after the busy delay (timer)")

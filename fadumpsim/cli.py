@@ -349,6 +349,8 @@ def _register_optional() -> None:
     from fadumpsim.cli_explore import explore_cmd, minimize_cmd
     cli.add_command(explore_cmd, "explore")
     cli.add_command(minimize_cmd, "minimize")
+    from fadumpsim.cli_compare import compare_cmd
+    cli.add_command(compare_cmd, "compare")
 
 
 _register_optional()
