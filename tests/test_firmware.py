@@ -574,3 +574,22 @@ def test_hole_story_rtas_answers_per_flavour():
         answers[fl] = [rc for _seq, cmd, rc in res.sched.actors["firmware"].calls if cmd == REGISTER]
         assert res.dump["status"] == {"powervm": "none", "qemu": "invalid"}[fl]
     assert answers == {"powervm": [-3], "qemu": [0]}
+
+
+def test_compare_flavours_runs_each_profile_on_each_firmware():
+    from fadumpsim import compare as cmp
+    rows = cmp.compare("hole-before-registration-powervm", cmp.parse_profiles("rfc-v6,classic"),
+                       0, ["powervm", "qemu"])
+    got = [(r.profile, r.flavour, r.registered, r.dump) for r in rows]
+    assert got == [("rfc-v6 @powervm", "powervm", False, "none"), ("rfc-v6 @qemu", "qemu", True, "invalid"),
+                   ("classic @powervm", "powervm", False, "none"), ("classic @qemu", "qemu", True, "invalid")]
+    plain = cmp.compare("qemu-story", cmp.parse_profiles("rfc-v6"), 0)
+    assert [(r.profile, r.flavour) for r in plain] == [("rfc-v6", "qemu")]
+
+
+def test_compare_cli_refuses_an_unknown_flavour():
+    r = subprocess.run([sys.executable, "-m", "fadumpsim.cli", "compare", "qemu-story",
+                        "--profiles", "rfc-v6", "--flavours", "powervm,kvm", "--explore", "0"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+    assert "--flavours" in r.stderr and "'kvm'" in r.stderr
