@@ -177,9 +177,14 @@ def _drmgr(argv: list[str], text: str) -> dict[str, Any]:
     return {"prog": "drmgr", "action": action, "count": 0, "drc_index": drc}
 
 
+COPY_SIDES = ("source", "destination", "hardware")
+COPY_SECTIONS = ("cpu", "hpte", "rmr")
+COPY_USAGE = "inject copy-error source|destination|hardware [cpu|hpte|rmr] [at chunk N]"
+
+
 def _inject(argv: list[str], text: str) -> dict[str, Any]:
     if argv[0] != "inject" or len(argv) < 3:
-        raise CommandError(f"expected 'inject rtas RC [COUNT]' or 'inject copy-error source|destination', got {text!r}")
+        raise CommandError(f"expected 'inject rtas RC [COUNT]' or '{COPY_USAGE}', got {text!r}")
     if argv[1] == "rtas":
         if len(argv) not in (3, 4):
             raise CommandError(f"expected 'inject rtas RC [COUNT]', got {text!r}")
@@ -189,7 +194,23 @@ def _inject(argv: list[str], text: str) -> dict[str, Any]:
             raise CommandError("inject: count must be positive")
         return {"prog": "inject", "what": "rtas", "rc": rc, "count": count}
     if argv[1] == "copy-error":
-        if len(argv) != 3 or argv[2] not in ("source", "destination"):
-            raise CommandError(f"expected 'inject copy-error source|destination', got {text!r}")
-        return {"prog": "inject", "what": "copy-error", "side": argv[2]}
+        return _copy_error(argv[2:], text)
     raise CommandError(f"unknown injection {argv[1]!r} (expected rtas or copy-error)")
+
+
+def _copy_error(words: list[str], text: str) -> dict[str, Any]:
+    """SIDE [SECTION] [at chunk N]: no SECTION means every section the copy reaches."""
+    bad = CommandError(f"expected '{COPY_USAGE}', got {text!r}")
+    if not words or words[0] not in COPY_SIDES:
+        raise bad
+    side, rest, section, chunk = words[0], words[1:], "", 0
+    if rest and rest[0] in COPY_SECTIONS:
+        section, rest = rest[0], rest[1:]
+    if rest:
+        if len(rest) != 3 or rest[:2] != ["at", "chunk"]:
+            raise bad
+        chunk = _int(rest[2], "chunk")
+        if chunk < 0:
+            raise CommandError(f"inject: chunk must be 0 or more, got {chunk}")
+    return {"prog": "inject", "what": "copy-error", "side": side, "section": section,
+            "chunk": chunk}

@@ -14,6 +14,9 @@ from fadumpsim.cli_common import EXIT_OK, InputError
 @click.option("--profiles", default="classic,rfc-v6,upstream", show_default=True,
               help="Comma-separated PROFILE or PROFILE:STEP+STEP (steps reverted), "
                    "e.g. upstream:hotplug-ready.")
+@click.option("--flavours", default=None,
+              help="Comma-separated firmware flavours to run each profile on (powervm, qemu); "
+                   "default: the scenario's own.")
 @click.option("--explore", "budget", type=click.IntRange(0), default=None,
               help="Exhaustive exploration budget per profile (0: none) [default: 300].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -22,7 +25,8 @@ from fadumpsim.cli_common import EXIT_OK, InputError
               help="Also write the table as a self-contained HTML file.")
 @click.option("--all", "all_", is_flag=True,
               help="Every built-in scenario (with --markdown: what docs/profiles.md holds).")
-def compare_cmd(scenario: str | None, profiles: str, budget: int | None, as_json: bool,
+def compare_cmd(scenario: str | None, profiles: str, flavours: str | None, budget: int | None,
+                as_json: bool,
                 as_markdown: bool, report: str | None, all_: bool) -> None:
     """Run SCENARIO under each kernel profile and explore its orderings; one table.
 
@@ -33,6 +37,7 @@ def compare_cmd(scenario: str | None, profiles: str, budget: int | None, as_json
     """
     from fadumpsim import compare as cmp
     from fadumpsim.scenario import ScenarioError, builtin_names
+    from fadumpsim.scenario import flavours as known_flavours
     if all_ == (scenario is not None):
         raise InputError("compare: give a SCENARIO or --all, not both" if all_
                          else "compare: missing SCENARIO (or --all)")
@@ -40,12 +45,19 @@ def compare_cmd(scenario: str | None, profiles: str, budget: int | None, as_json
         specs = cmp.parse_profiles(profiles)
     except cmp.ProfileError as e:
         raise InputError(f"--profiles: {e}") from None
+    fls = None
+    if flavours is not None:
+        fls = [f.strip() for f in flavours.split(",") if f.strip()]
+        bad = [f for f in fls if f not in known_flavours()]
+        if bad or not fls:
+            raise InputError(f"--flavours: unknown flavour {bad[0] if bad else flavours!r} "
+                             f"(expected {', '.join(known_flavours())})")
     budget = cmp.DEFAULT_BUDGET if budget is None else budget
     names = builtin_names() if all_ else [scenario]
     results = []
     for name in names:
         try:
-            results.append((name, cmp.compare(name, specs, budget)))
+            results.append((name, cmp.compare(name, specs, budget, fls)))
         except ScenarioError as e:
             raise InputError(str(e)) from None
     if report:

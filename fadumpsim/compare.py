@@ -14,7 +14,7 @@ from typing import Any
 
 from fadumpsim import api, sim
 from fadumpsim.actors.machine import PROFILES, REVERTABLE
-from fadumpsim.scenario import Scenario
+from fadumpsim.scenario import Scenario, with_flavour
 
 DEFAULT_PROFILES = ("classic", "rfc-v6", "upstream")
 DEFAULT_BUDGET = 300
@@ -49,9 +49,10 @@ def spec_name(name: str, revert: tuple[str, ...]) -> str:
     return name + (":" + "+".join(revert) if revert else "")
 
 
-def variant(sc: Scenario, name: str, revert: tuple[str, ...]) -> Scenario:
-    """The scenario under another kernel: same machine, scripts and command line."""
-    d = copy.deepcopy(sc.data)
+def variant(sc: Scenario, name: str, revert: tuple[str, ...], flavour: str | None = None) -> Scenario:
+    """The scenario under another kernel (and firmware flavour, when given): same
+    machine, scripts and command line."""
+    d = copy.deepcopy(sc.data) if flavour is None else with_flavour(sc.data, flavour)
     d["profile"] = name
     d.pop("expect", None)
     kt = d.setdefault("kernel", {})
@@ -74,6 +75,7 @@ class Row:
     kernel_pages_lost: int
     user_pages_lost: int
     explore: dict[str, Any] = field(default_factory=dict)
+    flavour: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -88,15 +90,17 @@ def area_removable(kernel: Any) -> str:
     return "when unregistered" if fw.zone_movable else "never"
 
 
-def compare_one(sc: Scenario, name: str, revert: tuple[str, ...], budget: int) -> Row:
-    v = variant(sc, name, revert)
+def compare_one(sc: Scenario, name: str, revert: tuple[str, ...], budget: int,
+                flavour: str | None = None) -> Row:
+    v = variant(sc, name, revert, flavour)
     res = sim.run(v, keep_sched=True)
     kernel = res.sched.actors["kernel"]
     fw = kernel.fw
-    row = Row(spec_name(name, revert), res.memtotal_mb, fw.boot_memory_size >> 20,
+    label = spec_name(name, revert) + (f" @{flavour}" if flavour else "")
+    row = Row(label, res.memtotal_mb, fw.boot_memory_size >> 20,
               fw.reserve_dump_area_size >> 20, area_removable(kernel), res.registered,
               fw.registrations, res.dump["status"], res.dump["kernel_pages_lost"],
-              res.dump["user_pages_lost"])
+              res.dump["user_pages_lost"], flavour=v.flavour)
     if budget:
         ex = api.explore(v, "exhaustive", budget)
         failures: dict[str, int] = {}
@@ -108,14 +112,16 @@ def compare_one(sc: Scenario, name: str, revert: tuple[str, ...], budget: int) -
 
 
 def compare(sc: Scenario | str, profiles: list[tuple[str, tuple[str, ...]]] | None = None,
-            budget: int = DEFAULT_BUDGET) -> list[Row]:
-    """Rows in the order of `profiles` (ScenarioError for a bad scenario)."""
+            budget: int = DEFAULT_BUDGET, flavours: list[str] | None = None) -> list[Row]:
+    """Rows in the order of `profiles`, each under every firmware flavour of `flavours`
+    (default: the scenario's own). ScenarioError for a bad scenario or flavour."""
     if isinstance(sc, str):
         sc = api.system(sc).scenario
     profiles = profiles or [(p, ()) for p in DEFAULT_PROFILES]
     rows = []
     for name, revert in profiles:
-        rows.append(compare_one(sc, name, revert, budget))
+        for fl in (flavours or [None]):
+            rows.append(compare_one(sc, name, revert, budget, fl))
     return rows
 
 

@@ -94,6 +94,9 @@ def verdict_lines(res: Any, records: list[list[Any]] | None = None) -> list[str]
         out.append(f"  at dump level {d['level']}: kernel pages {d['kernel_pages_captured']}/"
                    f"{d['kernel_pages_expected']} captured, user pages {d['user_pages_captured']}/"
                    f"{d['user_pages_expected']} captured")
+    if "user_pages_overwritten" in d:
+        out.append(f"  firmware's copy wrote over {d['kernel_pages_overwritten']} kernel and "
+                   f"{d['user_pages_overwritten']} user pages of the crashed kernel")
     for e in res.expectations:
         mark = "ok  " if e["ok"] else "FAIL"
         out.append(f"  [{mark}] expect {e['key']}: expected {e['expected']!r}, actual {e['actual']!r}")

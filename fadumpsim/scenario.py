@@ -7,6 +7,7 @@ and what was expected: the CLI prints it on one line and exits 2.
 """
 from __future__ import annotations
 
+import copy
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -15,12 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from fadumpsim.actors.commands import ACTORS, CommandError, parse_command
+from fadumpsim.actors.flavours import DEFAULT_FLAVOUR, FLAVOURS
 from fadumpsim.actors.machine import PROFILES, REVERTABLE, KernelConfig, Machine
 from fadumpsim.actors.sizes import SizeError, parse_size
 from fadumpsim.actors.udev import UdevConfig, resolve as resolve_udev_rule
 
-TOP_KEYS = ("name", "description", "profile", "machine", "kernel", "workload", "hotplug",
-            "script", "expect", "schedule")
+TOP_KEYS = ("name", "description", "profile", "machine", "firmware", "kernel", "workload",
+            "hotplug", "script", "expect", "schedule")
+FIRMWARE_KEYS = ("flavour",)
 MACHINE_KEYS = ("memory", "max_memory", "lmb_size", "page_size", "rma_size", "cpus", "nodes",
                 "unassigned")
 KERNEL_KEYS = ("cmdline", "revert", "hotplug_lock")
@@ -54,6 +57,7 @@ class Scenario:
     data: dict[str, Any]
     source: str = "<scenario>"
     machine: Machine = field(init=False)
+    flavour: str = field(init=False)
     kernel: KernelConfig = field(init=False)
     udev: UdevConfig = field(init=False)
     scripts: list[ScriptSpec] = field(init=False)
@@ -131,6 +135,12 @@ def validate(sc: Scenario) -> None:
     for key, problem in machine.validate():
         raise _err(src, f"[machine] {key}", problem)
 
+    ft = _check_keys(src, d.get("firmware", {}), FIRMWARE_KEYS, "[firmware]")
+    flavour = ft.get("flavour", DEFAULT_FLAVOUR)
+    if flavour not in FLAVOURS:
+        raise _err(src, "[firmware] flavour",
+                   f"unknown flavour {flavour!r} (expected {' or '.join(FLAVOURS)})")
+
     kt = _check_keys(src, d.get("kernel", {}), KERNEL_KEYS, "[kernel]")
     cmdline = kt.get("cmdline", "fadump=on")
     if not isinstance(cmdline, str):
@@ -154,6 +164,7 @@ def validate(sc: Scenario) -> None:
     sc.udev = _udev(src, ht, profile)
 
     sc.machine = machine
+    sc.flavour = flavour
     sc.kernel = KernelConfig(profile=profile, cmdline=cmdline, revert=tuple(revert),
                              hotplug_lock=hl, udev_reload=sc.udev.rule != "none",
                              workload=workload)
@@ -315,6 +326,21 @@ def compare(spec: Any, actual: int) -> bool:
     op, n = (m.group(1) or "=="), int(m.group(2))
     return {"==": actual == n, "!=": actual != n, ">": actual > n, "<": actual < n,
             ">=": actual >= n, "<=": actual <= n}[op]
+
+
+def flavours() -> tuple[str, ...]:
+    """The firmware flavours a scenario may name (for `compare` and generators)."""
+    return FLAVOURS
+
+
+def with_flavour(data: dict[str, Any], flavour: str) -> dict[str, Any]:
+    """A copy of scenario data that runs on `flavour` (the scenario's own choice replaced)."""
+    if flavour not in FLAVOURS:
+        raise ScenarioError(f"unknown firmware flavour {flavour!r} (expected {' or '.join(FLAVOURS)})")
+    out = copy.deepcopy(data)
+    fw = out.get("firmware")
+    out["firmware"] = {**(fw if isinstance(fw, dict) else {}), "flavour": flavour}
+    return out
 
 
 # -- loading ---------------------------------------------------------------------------------

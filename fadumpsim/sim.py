@@ -80,7 +80,8 @@ def build(sc: Scenario, sched: Scheduler, dump_dir: str | None = None) -> None:
         by_actor[s.actor].append(s.name)
         for a in s.after:
             dependents[a].append(s.name)
-    sched.spawn(Firmware, "firmware", sc.machine, sc.kernel.cmdline, by_actor["firmware"])
+    sched.spawn(Firmware, "firmware", sc.machine, sc.kernel.cmdline, by_actor["firmware"],
+                sc.flavour)
     sched.spawn(Kernel, "kernel", sc.machine, sc.kernel,
                 by_actor["kernel"] + by_actor["hotplug"], None)
     sched.spawn(Hotplug, "hotplug", sc.machine, sc.udev)
@@ -125,7 +126,7 @@ def collect(sc: Scenario, sched: Scheduler, checker: Checker, seed: int, strateg
             failure: str | None, keep_sched: bool = False) -> RunResult:
     a = sched.actors
     kernel, capture = a["kernel"], a["capture"]
-    verdict = judge(kernel, capture)
+    verdict = judge(kernel, capture, a["firmware"])
     dump_seq = capture.saved_dumps[-1]["seq"] if verdict["status"] == "saved" else 0
     checker.finish(verdict, dump_seq)
     transcript = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fadumpsim.actors.firmware_copy import overwritten_pages
 from fadumpsim.actors.kernel.crash import dump_action, not_dumped
 from fadumpsim.actors.pagemap import PageMap
 
@@ -46,9 +47,14 @@ def page_counts(truth: PageMap, kept: list[list[Any]], level: int, ps: int) -> d
     return out
 
 
-def judge(kernel: Any, capture: Any) -> dict[str, Any]:
+def judge(kernel: Any, capture: Any, firmware: Any = None) -> dict[str, Any]:
     status = dump_status(kernel, capture)
     out = {"status": status, "kernel_pages_lost": 0, "user_pages_lost": 0}
+    if firmware is not None and firmware.written and kernel.crash_truth is not None:
+        # what the os-term copy really wrote over, whatever the dump's fate
+        hit = overwritten_pages(kernel.crash_truth, firmware.written, kernel.machine.page_size)
+        out["kernel_pages_overwritten"] = hit["kernel"]
+        out["user_pages_overwritten"] = hit["user"]
     if status not in ("saved", "available"):
         return out
     ps = kernel.machine.page_size

@@ -14,7 +14,6 @@ REAL_MODE_REGION = 0x0011
 
 REGISTER, UNREGISTER, INVALIDATE = 1, 2, 3
 ERROR_FLAG = 0x2000           # header status: the dump is not valid
-SRC_ERROR, DST_ERROR = 0x4000, 0x1000  # section error_flags (QEMU's values)
 CRASH_INFO_MAGIC = "FADMPINF"
 
 BUSY_CODES = (-2,) + tuple(range(9900, 9906))
