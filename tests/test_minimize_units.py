@@ -104,6 +104,16 @@ def test_initial_constraints_are_ordered_by_the_later_delivery():
                                          Constraint(tag("b"), tag("c"))]
 
 
+def test_initial_constraints_pin_each_delivery_after_the_latest_of_every_other_channel():
+    _out, recs, _st = toy_run([])   # FIFO: c b a1 a2
+    # a2 races c and b (not a1: same channel); a1's pins make a2's redundant but the
+    # rule is per delivery: the latest earlier delivery of each other channel into r
+    assert initial_constraints(recs) == [
+        Constraint(tag("c"), tag("b")), Constraint(tag("c"), tag("a", 1)),
+        Constraint(tag("b"), tag("a", 1)), Constraint(tag("c"), tag("a", 2)),
+        Constraint(tag("b"), tag("a", 2))]
+
+
 def test_constraint_signature_of_plain_constraints_and_of_none():
     assert constraint_signature([]) == ""
     assert constraint_signature([Constraint(tag("b"), tag("c")), Constraint(tag("a", 2), tag("b"))]) \
@@ -135,3 +145,30 @@ def test_story_groups_deviations_that_held_back_the_same_message():
         "#3 r received tag a2 from a",
         "#5 q received tag b from b before q received tag y from y"]
     assert story_lines([]) == []
+
+
+def test_deviation_phase_reaches_the_brute_force_minimum_in_fewer_runs_than_brute_force():
+    from itertools import combinations
+
+    from fadumpsim.replay.minimize import _Shrinker
+    go = lambda d: ("sim", d, "toy.go", 1)  # noqa: E731
+    # a failing run with one deviation too many: the go of b and of a both overtake c's
+    strong = [Constraint(go("a"), go("c")), Constraint(go("b"), go("c")),
+              Constraint(tag("a", 2), tag("b")), Constraint(tag("b"), tag("c"))]
+    out, recs, _st = toy_run(strong)
+    assert out.order == "aAbc"
+    probe = DeviationStrategy(forced=[(r[2], r[3]) for r in recs], describe=Toy().describe)
+    Toy().run(strategy=probe)
+    rules = [(d.fwd, d.over) for d in probe.devs]
+    assert len(rules) == 4
+    sh = _Shrinker(Toy(), "x", 5000)
+    ok, _s, r0 = sh.test(rules)
+    assert ok
+    best, bstrat, bres = sh.shrink(rules, r0.events)
+    # independent: every subset of the rules, run; the fewest deviations that give x
+    bf = _Shrinker(Toy(), "x", 5000)
+    fewest = min(len(s.devs) for k in range(len(rules) + 1) for sub in combinations(rules, k)
+                 for ok2, s, _r in [bf.test(list(sub))] if ok2)
+    assert len(best) == fewest == 3 and len(bstrat.devs) == 3
+    assert bres.violations[0]["invariant"] == "x"
+    assert sh.runs < 2 ** len(rules)   # cheaper than trying every subset
