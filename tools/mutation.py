@@ -330,8 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.named or not a.area:
         all_tests = sorted({t for _m, ts in AREAS.values() for t in ts})
         for n in named:
-            # the tests of the area the module belongs to (all tests when it is in none)
-            tests = next((ts for ms, ts in AREAS.values() if n.path in ms), all_tests)
+            # the tests of every area the module belongs to (all tests when it is in none)
+            tests = list(dict.fromkeys(t for ms, ts in AREAS.values() if n.path in ms
+                                       for t in ts)) or all_tests
             res, dt = with_source(n.path, named_source(n), tests, a.timeout)
             results.append({"area": "named", "id": n.name, "text": n.pattern, "result": res,
                             "seconds": round(dt, 1)})
