@@ -35,7 +35,7 @@ def summarize_payload(typ: str, p: dict[str, Any], width: int = 90) -> str:
     if typ == "uevent":
         return f"memory{p['lmb']} {p['action']}"
     if typ == "udev.rebuild":
-        return f"initrd rebuild step {p['step']} op={p['op']}"
+        return f"kdumpctl start step {p['step']} (check_rebuild/mkdumprd) op={p['op']}"
     if typ == "hp.printk":
         return repr(p["msg"][:width])
     if typ.startswith("dlpar.") and "drc_index" in p:

@@ -255,7 +255,7 @@ def _dump_armed(run: Run, v: dict[str, Any]) -> list[dict[str, Any]]:
         m = re.search(r"dump status '([\w-]+)'", v.get("message", ""))
         tail = (f" with fadump registered, yet the dump came out {m.group(1)}" if m else
                 " with fadump registered")
-        rel = [x for x in run.records[:crash] if x[4] == "dlpar.release_drc"]
+        rel = [x for x in run.records[:crash] if x[4] == "dlpar.release_drc" and x[3] == "firmware"]
         if rel:
             tail += (f" (LMB {rel[-1][7]['drc_index'] - DRC_BASE} had left the partition at "
                      f"#{rel[-1][0]})")

@@ -88,6 +88,8 @@ def verdict_lines(res: Any, records: list[list[Any]] | None = None) -> list[str]
     out.append(f"dump: {d['status']}; kernel pages lost {d['kernel_pages_lost']}, "
                f"user pages lost {d['user_pages_lost']}; fadump_registered at crash/end: "
                f"{int(res.registered)}; MemTotal after boot {res.memtotal_mb} MB")
+    for w in res.scenario.kernel.what_ifs():
+        out.append(f"  {w}")
     if "level" in d:
         out.append(f"  at dump level {d['level']}: kernel pages {d['kernel_pages_captured']}/"
                    f"{d['kernel_pages_expected']} captured, user pages {d['user_pages_captured']}/"
@@ -129,6 +131,8 @@ def print_run(res: Any, *, quiet: bool = False, color: bool = False) -> None:
         tab.add_column("")
         d = res.dump
         tab.add_row("dump", "", f"{d['status']} (kernel lost {d['kernel_pages_lost']}, user lost {d['user_pages_lost']})", "")
+        for w in res.scenario.kernel.what_ifs():
+            tab.add_row("what-if", "", w.removeprefix("what-if: "), "[yellow]counterfactual[/]")
         for e in res.expectations:
             tab.add_row(f"expect {e['key']}", repr(e["expected"]), repr(e["actual"]),
                         "[green]ok[/]" if e["ok"] else "[red]FAIL[/]")

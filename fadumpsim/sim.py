@@ -69,8 +69,7 @@ class RunResult:
 
 def log_header(sc: Scenario, seed: int, strategy: Strategy) -> dict[str, Any]:
     return {"simulator_version": __version__, "scenario": sc.data, "seed": seed,
-            "strategy": strategy.name, "strategy_params": strategy.params(),
-            "event_schema": types.schema_versions()}
+            "strategy": strategy.name, "strategy_params": strategy.params()}
 
 
 def build(sc: Scenario, sched: Scheduler, dump_dir: str | None = None) -> None:
@@ -84,7 +83,7 @@ def build(sc: Scenario, sched: Scheduler, dump_dir: str | None = None) -> None:
     sched.spawn(Firmware, "firmware", sc.machine, sc.kernel.cmdline, by_actor["firmware"])
     sched.spawn(Kernel, "kernel", sc.machine, sc.kernel,
                 by_actor["kernel"] + by_actor["hotplug"], None)
-    sched.spawn(Hotplug, "hotplug", sc.machine, sc.kernel.udev_reload)
+    sched.spawn(Hotplug, "hotplug", sc.machine, sc.udev)
     sched.spawn(Kernel, "capture", sc.machine, sc.kernel, by_actor["capture"], dump_dir)
     for s in sc.scripts:
         sched.spawn(Script, s.name, s.actor, list(s.run), list(s.after), dependents[s.name])

@@ -125,7 +125,6 @@ BAD = [
     ('name = "x"\n[machine]\nmemory = "8G"\nlmb_size = "100M"', "lmb_size"),
     ('name = "x"\nprofile = "future"', "unknown profile"),
     ('name = "x"\n[kernel]\nrevert = ["everything"]', "[kernel] revert"),
-    ('name = "x"\n[kernel]\ncmdline = "crashkernel=lots"', "crashkernel"),
     ('name = "x"\n[workload]\nuser = "-1G"', "[workload] user"),
     ('name = "x"\n[[script]]\nname = "a"\nactor = "bmc"\nrun = ["ls"]', "unknown actor 'bmc'"),
     ('name = "x"\n[[script]]\nname = "a"\nactor = "kernel"\nrun = ["rm -rf /"]', "unknown command 'rm'"),
@@ -169,3 +168,31 @@ def test_not_a_log(tmp_path):
     f.write_text("hello")
     r = fad("replay", f)
     assert r.returncode == 2 and "not a fadumpsim event log" in r.stderr
+
+
+def test_two_runs_with_the_same_log_second_is_refused(tmp_path):
+    """While one run writes --log X (holding X.lock), a second `run --log X` exits 2
+    with one line and leaves the first run's log alone."""
+    from fadumpsim.events.logfile import LogWriter, read_log
+    log = tmp_path / "same.fadlog"
+    w = LogWriter(log, {"scenario": {"name": "first"}})
+    w.append([1, 1000, "sim", "firmware", "sim.power_on", 0, 1, {}])
+    r = fad("run", "--log", log, "-q")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"fadumpsim: {log}: log is being written by another run (lock {log}.lock is held)"]
+    w.close()
+    assert read_log(log)[0]["scenario"] == {"name": "first"} and len(read_log(log)[1]) == 1
+    assert fad("run", "--log", log, "-q").returncode == 0  # free again
+
+
+def test_counterfactual_is_labelled_in_verdict_and_help(tmp_path):
+    from click.testing import CliRunner
+    from fadumpsim.cli import cli
+    r = CliRunner().invoke(cli, ["run", "hotplug-lock-registration", "--quiet",
+                                 "--log", str(tmp_path / "a.fadlog")])
+    assert "what-if: registration takes the device-hotplug lock" in r.output
+    r = CliRunner().invoke(cli, ["run", "rfc-v6-story", "--quiet", "--log", str(tmp_path / "b.fadlog")])
+    assert "what-if" not in r.output
+    h = CliRunner().invoke(cli, ["run", "--help"])
+    assert "what-if" in h.output and "hotplug_lock" in h.output

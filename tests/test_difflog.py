@@ -120,7 +120,8 @@ def test_memory_map_rows_match_a_per_page_brute_force_and_stay_few_at_64tb(tmp_p
     log = tmp_path / "s.fadlog"
     record(load("hotplug-protect-reverted"), str(log))
     recs = LogReader(str(log)).records()
-    rel = next(r[0] for r in recs if r[4] == "dlpar.release_drc")
+    # the release reaching firmware (the kernel makes the RTAS call: hotplug -> kernel -> firmware)
+    rel = next(r[0] for r in recs if r[4] == "dlpar.release_drc" and r[3] == "firmware")
     snaps = state_at(str(log), rel)
     lmb = 256 << 20
     rows = memory_map(snaps, lmb)

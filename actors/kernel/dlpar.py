@@ -25,6 +25,8 @@ class DlparMixin:
     def is_fadump_memory_area(self, addr: int, size: int) -> bool:
         """RFC 4/4 is_fadump_memory_area() (or is_fadump_boot_memory_area() without it)."""
         fw = self.fw
+        if self.cfg.profile == "upstream":
+            return self.is_upstream_fadump_memory_area(addr, size)
         if not fw.dump_registered:
             return False
         if self.cfg.has("hotplug-protect"):
@@ -121,9 +123,9 @@ class DlparMixin:
                         break
             finally:
                 mm.isolated.remove((s, e))
-        if rc:
-            self.printk(f"memory offlining [mem {s:#010x}-{e - 1:#010x}] failed")
-        else:
+        # a failure's "memory offlining [mem ...] failed" is pr_debug in __offline_pages():
+        # not in a default dmesg, so not in this log
+        if not rc:
             mm.set_offline(s, e)
             self.send("hotplug", "uevent", {"action": "offline", "lmb": lmb})
         self.send(src, "hp.offlined", {"op": hp_op, "lmb": lmb, "rc": rc})
@@ -149,6 +151,16 @@ class DlparMixin:
         self.send("hotplug", "uevent", {"action": "online", "lmb": lmb})
         self.send(ev.src, "hp.done", {"op": ev.payload["op"], "lmb": lmb, "rc": 0})
 
+    # -- RTAS calls of dlpar_acquire_drc()/dlpar_release_drc(), made by the kernel ----------------
+    def on_dlpar_acquire_drc(self, ev: Any) -> None:
+        self.send("firmware", "dlpar.acquire_drc", dict(ev.payload))
+
+    def on_dlpar_release_drc(self, ev: Any) -> None:
+        self.send("firmware", "dlpar.release_drc", dict(ev.payload))
+
+    def on_dlpar_drc_result(self, ev: Any) -> None:
+        self.send("hotplug", "dlpar.drc_result", dict(ev.payload))
+
     def on_hp_lmbs(self, ev: Any) -> None:
         self.send(ev.src, "hp.lmb_table", {"op": ev.payload["op"], "lmbs": flag_runs(self.drmem)})
 
@@ -157,8 +169,20 @@ class DlparMixin:
         src = ev.src
 
         def write() -> Generator[Any, Any, None]:
-            rc = yield from self.fadump_register_store(p["value"])
+            rc = yield from self.fadump_register_store(p["value"] + "\n")  # kdumpctl's echo
             self.send(src, "hp.sysfs_result", {"op": p["op"], "rc": rc})
 
         self.start_op("fadump_register_store", write(), by="udev")
+
+    def on_hp_sysfs_read(self, ev: Any) -> None:
+        """kdumpctl's check_current_status (cat fadump_registered) and the 2024 udev rule's
+        reads (fadump_enabled, fadump/hotplug_ready); value None: no such file."""
+        path = ev.payload["path"]
+        name = path.rsplit("/", 1)[1].removeprefix("fadump_")
+        value: str | None = None
+        if self.sysfs_file_exists(name, path):
+            value = {"registered": f"{int(self.fw.dump_registered)}\n",
+                     "enabled": f"{int(self.fw.fadump_enabled)}\n"}.get(name) \
+                or self.fadump_sysfs_show(name)
+        self.send(ev.src, "hp.sysfs_value", {"op": ev.payload["op"], "value": value})
 
