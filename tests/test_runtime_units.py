@@ -204,11 +204,13 @@ def test_unused_path_never_picks_an_existing_log_or_one_being_written(tmp_path):
     assert replayer.unused_path(tmp_path / "notes.txt", first=5) == str(tmp_path / "notes-5.txt")
 
 
-def test_a_log_without_event_schema_is_refused_with_no_position():
+def test_a_log_without_todays_event_schema_is_refused_with_no_position():
     with pytest.raises(LogFormatError) as e:
         replayer.check_schema("x.fadlog", {"scenario": {}})
-    assert e.value.offset == -1 and "no event_schema" in str(e.value)
-    replayer.check_schema("x.fadlog", {"event_schema": types.schema_versions()})
+    assert e.value.offset == -1 and "log event schema None is not" in str(e.value)
+    with pytest.raises(LogFormatError):
+        replayer.check_schema("x.fadlog", {"event_schema": "0" * 16})
+    replayer.check_schema("x.fadlog", {"event_schema": replayer.SCHEMA_DIGEST})
 
 
 def test_pct_depth_1_is_allowed_and_has_no_change_points():
