@@ -207,6 +207,11 @@ def test_udev_window_is_one_constraint_in_kernel_terms(tmp_path):
         (("hotplug", "kernel", "hp.sysfs_write", 1), ("crash", "kernel", "cmd.run", 2))]
     c = m.constraints[0]
     assert c.necessary and c.flipped.startswith("passes")
+    # reversed, the crash comes first: the udev rule's write then never happens, and the
+    # flip's verdict names that delivery
+    assert c.flipped == "passes (then hotplug->kernel hp.sysfs_write #1 never happened)"
+    # FIFO passes (checked below), so the minimized failing run deviates from it somewhere
+    assert 1 <= len(m.deviations) <= m.original_deviations
     t = c.text
     assert "the crash (`echo c > /proc/sysrq-trigger`" in t and "udev rule's `echo 0 > " \
         "/sys/kernel/fadump_registered`" in t and "UNREGISTER" in t
@@ -242,7 +247,7 @@ def test_registration_dlpar_race_is_lmb_is_removable_while_register_in_flight(tm
     t = m.constraints[0].text
     assert "lmb_is_removable(LMB 3)" in t and "answer to REGISTER" in t
     assert "removable=True" in t and "in flight" in t
-    assert m.constraints[0].necessary
+    assert m.constraints[0].necessary and m.constraints[0].flipped == "passes"
     sc = protect(revert=False, concurrent=True)
     c = m.constraints[0].constraint
     assert sim.run(sc).ok and sim.run(sc, strategy=ConstraintStrategy([c.flipped()])).ok

@@ -57,9 +57,12 @@ AREAS: dict[str, tuple[list[str], list[str]]] = {
             ["tests/test_logfile.py", "tests/test_runtime.py", "tests/test_regressions.py"]),
     "exploration": (["replay/dpor.py", "replay/minimize.py", "replay/explore.py"],
                     ["tests/test_explore.py", "tests/test_regressions.py"]),
+    "minimize": (["replay/minimize.py", "replay/constraints.py"],
+                 ["tests/test_minimize_units.py", "tests/test_minimize_causal.py",
+                  "tests/test_explore.py"]),
     "runtime": (["replay/runtime.py", "replay/strategies.py", "replay/replayer.py",
                  "replay/actor.py", "actors/ops.py"],
-                ["tests/test_runtime.py", "tests/test_runtime_order.py", "tests/test_regressions.py",
+                ["tests/test_runtime_units.py", "tests/test_runtime.py", "tests/test_runtime_order.py", "tests/test_regressions.py",
                  "tests/test_kernel.py"]),
     "dumpfiles": (["fadumpsim/dumpfile/kdump.py", "fadumpsim/dumpfile/elfcore.py",
                    "fadumpsim/dumpfile/image.py", "actors/kernel/dumpwriter.py"],
@@ -329,8 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.named or not a.area:
         all_tests = sorted({t for _m, ts in AREAS.values() for t in ts})
         for n in named:
-            # the tests of the area the module belongs to (all tests when it is in none)
-            tests = next((ts for ms, ts in AREAS.values() if n.path in ms), all_tests)
+            # the tests of every area the module belongs to (all tests when it is in none)
+            tests = list(dict.fromkeys(t for ms, ts in AREAS.values() if n.path in ms
+                                       for t in ts)) or all_tests
             res, dt = with_source(n.path, named_source(n), tests, a.timeout)
             results.append({"area": "named", "id": n.name, "text": n.pattern, "result": res,
                             "seconds": round(dt, 1)})

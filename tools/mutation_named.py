@@ -31,4 +31,12 @@ NAMED = [
     Named("dump-armed-judges-first-write", "fadumpsim/invariants.py",  # noqa: F821
           r"before\[-1\]\[0\] if before and before\[-1\]\[1\] == \"1\"",
           'before[0][0] if before and before[0][1] == "1"'),
+    # the minimizer (issue 13): a deviation rule must name the message by its channel
+    # sequence, a constraint its delivery by its nth, and a candidate must fail the same way
+    Named("deviation-rule-ignores-chan-seq", "replay/minimize.py",  # noqa: F821
+          r"if heads\[k\]\.chan_seq == cs:", "if True:"),
+    Named("constraint-ignores-nth", "replay/constraints.py",  # noqa: F821
+          r"return \(\*k, self\.counts\.get\(k, 0\) \+ 1\)", "return (*k, 1)"),
+    Named("minimizer-accepts-another-failure", "replay/minimize.py",  # noqa: F821
+          r"_target\(res\) == self\.target", "_target(res) is not None"),
 ]
