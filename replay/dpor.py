@@ -432,7 +432,9 @@ def run_job(system: System, job: Job, *, bound: int | None, local_budget: int,
                         kq = first[inb[0]]
                         wake = tuple(trace[x - 1] for x in v if x != kq)
                     if t >= L:
-                        if weak & (tn.backtrack | tn.sleep):
+                        # Algorithm 1 of Abdulla et al.: only the backtrack set counts;
+                        # a sleeping channel covers only runs in which it goes first
+                        if weak & tn.backtrack:
                             continue
                         if inb:
                             tn.backtrack.add(inb[0])

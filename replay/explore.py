@@ -509,7 +509,7 @@ def _exhaustive(system: System, ex: Any, merger: _Merger, limit: int, bound: int
                 node = nodes.get(key)
                 if node is None:  # pragma: no cover - every ancestor of a job is shared
                     raise AssertionError(f"DPOR: no shared node at depth {en.node}")
-                if set(en.initials) & (node.covered | node.sleep):
+                if set(en.initials) & node.covered:
                     continue
                 if not en.inbound:
                     r.pruned += 1
