@@ -339,6 +339,7 @@ class Execution:
     events: int = 0
     trace: list[Channel] | None = None
     pairs: frozenset | None = None
+    violations: tuple[str, ...] = ()  # every invariant the run violated (expected ones too)
 
 
 @dataclass
@@ -390,7 +391,8 @@ def run_job(system: System, job: Job, *, bound: int | None, local_budget: int,
             execs.append(Execution(None, failure is None, failure, res.events,
                                    list(trace) if failure is not None or keep_traces
                                    else None,
-                                   frozenset(pairs.pairs) if pairs is not None else None))
+                                   frozenset(pairs.pairs) if pairs is not None else None,
+                                   tuple(v["invariant"] for v in res.violations)))
             vobjs: set[str] | None = None
             vfor: list[int] | None = None
             for j, inits, v in races(rec.causes, rec.objs, start, trace):

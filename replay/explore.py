@@ -138,6 +138,9 @@ class ExploreResult:
     out: str | None = None
     max_events: int = 0
     backend: str = "serial"
+    #: invariant -> judged schedules (classes, for exhaustive) that violated it, expected
+    #: violations included: for a complete exhaustive search, every reachable violation
+    reachable: dict[str, int] = field(default_factory=dict)
 
     @property
     def distinct(self) -> int:
@@ -179,6 +182,7 @@ class ExploreResult:
             "coverage": {k: v for k, v in cov.items() if k != "gaps"},
             "coverage_gaps": cov["gaps"],
             "pct_guarantee": self.pct, "out": self.out, "max_events": self.max_events,
+            "reachable_violations": dict(sorted(self.reachable.items())),
         }
 
     def summary_lines(self) -> list[str]:
@@ -231,7 +235,8 @@ def sample_task(factory: SystemFactory, data: dict[str, Any], source: str, strat
         f = failure_of(res)
         out.append(Execution(None, f is None, f, res.events,
                              list(res.trace) if f is not None else None,
-                             frozenset(pairs.pairs)))
+                             frozenset(pairs.pairs),
+                             tuple(v["invariant"] for v in res.violations)))
     return out
 
 
@@ -341,6 +346,8 @@ class _Merger:
             r.max_events = max(r.max_events, ex.events)
             if ex.pairs:
                 r.coverage.add(ex.pairs)
+            for inv in ex.violations:
+                r.reachable[inv] = r.reachable.get(inv, 0) + 1
             if ex.failure is not None:
                 r.failing_schedules += 1
                 if r.first_failure_at is None:
