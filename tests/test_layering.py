@@ -23,6 +23,7 @@ LAYERS = [
     ("runtime", ("fadumpsim.replay",)),
     ("actors", ("fadumpsim.actors",)),
     ("app", ("fadumpsim.scenario", "fadumpsim.sim", "fadumpsim.invariants",
+             "fadumpsim.ownership", "fadumpsim.liveness",
              "fadumpsim.verdict", "fadumpsim.render", "fadumpsim.expect", "fadumpsim.api",
              "fadumpsim.scenarios")),
     ("top", ("fadumpsim.cli", "fadumpsim.cli_common", "fadumpsim.cli_explore",
