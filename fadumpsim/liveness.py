@@ -102,6 +102,7 @@ class Liveness:
             return None  # already reported, with its cause
         actors = sched.actors
         problems: list[str] = []
+        explained: set[str] = set()
         for name in OP_ACTORS:
             a = actors.get(name)
             if a is None or _dead(actors, name):
@@ -110,6 +111,8 @@ class Liveness:
                 why = self._why(actors, name, op, set())
                 if why is not None:
                     problems.append(f"{self._describe(actors, name, op)} waits for {why}")
+                elif (sc := _script_of(actors, op)) is not None:
+                    explained.add(sc[0])  # its command waits on what the crash killed
             for lk in getattr(a, "locks", {}).values():
                 if lk.owner is not None and lk.owner not in a.ops:
                     problems.append(f"{name} lock {lk.name} is held by operation {lk.owner}, "
@@ -119,7 +122,7 @@ class Liveness:
             if not res or res[-1]["exit"] is not None:
                 continue
             target = a.actor
-            if _dead(actors, target):
+            if _dead(actors, target) or name in explained:
                 continue  # its shell died with the kernel
             cmd = res[-1]["command"]
             if not any(f"`{cmd}` (script {name})" in p for p in problems):
