@@ -242,9 +242,10 @@ def test_two_worker_processes_find_the_same_failures_as_one():
     assert two.backend == "processes"
     assert groups(one) == groups(two) and one.schedules == two.schedules == 40
     assert one.coverage.pairs == two.coverage.pairs
-    e1 = explore(protect(True, True), "exhaustive", schedules=150, local_budget=8)
-    e2 = explore(protect(True, True), "exhaustive", schedules=150, local_budget=8, workers=2)
-    assert groups(e1) == groups(e2) and e1.schedules == e2.schedules
+    e1 = explore(protect(True, True), "exhaustive", schedules=150)
+    e2 = explore(protect(True, True), "exhaustive", schedules=150, workers=2)
+    assert groups(e1) == groups(e2) and e1.schedules == e2.schedules and not e1.complete
+    assert e1.reachable == e2.reachable
 
 
 def test_dask_local_cluster_gives_the_same_failures():

@@ -90,11 +90,10 @@ def test_library_scenario_matches_the_oracle(name):
         pytest.skip(f"{name}: more than {ORACLE_RUNS_CAP} oracle runs (size cap)")
     n, states, violated = dpor_side(sc)
     assert (n, states, violated) == ref
-    # the job split and the budget change nothing: same classes, same reachable violations
-    for budget in (1, 5):
-        r = explore(sc, "exhaustive", schedules=10 * ref[0] + 100, local_budget=budget)
-        assert r.complete and r.schedules == ref[0]
-        assert set(r.reachable) == violated
+    # through explore(): the same classes and reachable violations, said complete
+    r = explore(sc, "exhaustive", schedules=10 * ref[0] + 100)
+    assert r.complete and r.schedules == ref[0]
+    assert set(r.reachable) == violated
 
 
 def test_enough_library_scenarios_fit_the_cap():
@@ -169,3 +168,25 @@ def test_generated_scenarios_were_compared():
         pytest.skip("runs after test_generated_scenarios_match_the_oracle")
     assert GENERATED["compared"] >= 200
     assert GENERATED.get("oracle-too-big", 0) <= 10
+
+
+def test_hotplug_lock_closes_the_registration_dlpar_race_over_every_class():
+    """Registration || `drmgr -r` of LMB 3 (inside the fadump area), then crash and capture:
+    without the device-hotplug lock some classes lose the dump; with it every class is
+    clean, and exhaustive search ran all of them (as many as the oracle finds)."""
+    def race(lock: bool) -> Scenario:
+        return Scenario.build("race", kernel={"hotplug_lock": lock}, script=[
+            {"name": "kdump", "actor": "kernel", "run": ["echo 1 > /sys/kernel/fadump_registered"]},
+            {"name": "remove", "actor": "hotplug", "run": ["drmgr -c mem -r -s 0x80000003"]},
+            {"name": "crash", "actor": "kernel", "after": ["kdump", "remove"],
+             "run": ["echo c > /proc/sysrq-trigger"]},
+            {"name": "save", "actor": "capture",
+             "run": ["makedumpfile -d 31 /proc/vmcore /var/crash/vmcore"]}])
+
+    locked = race(True)
+    ref = oracle_side(locked, 2000)
+    assert ref is not None and ref[2] == set()
+    r = explore(locked, "exhaustive", schedules=5000)
+    assert r.complete and r.schedules == ref[0] == 54 and r.failures == [] and not r.reachable
+    unlocked = explore(race(False), "exhaustive", schedules=200)
+    assert {"reserved-area-intact", "dump-armed"} <= set(unlocked.reachable)
