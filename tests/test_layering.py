@@ -25,6 +25,8 @@ LAYERS = [
     ("app", ("fadumpsim.scenario", "fadumpsim.sim", "fadumpsim.invariants",
              "fadumpsim.ownership", "fadumpsim.liveness",
              "fadumpsim.verdict", "fadumpsim.render", "fadumpsim.expect", "fadumpsim.api",
+             "fadumpsim.explain", "fadumpsim.report", "fadumpsim.pin",
+             "fadumpsim.memmap", "fadumpsim.eventtext", "fadumpsim.statefmt", "fadumpsim.difflog",
              "fadumpsim.scenarios")),
     ("top", ("fadumpsim.cli", "fadumpsim.cli_common", "fadumpsim.cli_explore",
              "fadumpsim.cli_inspect", "fadumpsim.pytest_plugin")),
