@@ -29,7 +29,9 @@ OP_ACTORS = ("kernel", "capture", "hotplug")
 
 
 def _dead(actors: dict[str, Any], name: str) -> bool:
-    return bool(getattr(actors.get(name), "crashed", False))
+    """A crashed kernel, or the hotplug manager (drmgr, udev) that died with it."""
+    a = actors.get(name)
+    return bool(getattr(a, "crashed", False) or getattr(a, "dead", False))
 
 
 def _answerer(actor: str, waiting: str) -> str | None:
