@@ -188,6 +188,7 @@ def test_hotplug_lock_closes_the_registration_dlpar_race_over_every_class():
     ref = oracle_side(locked, 2000)
     assert ref is not None and ref[2] == set()
     r = explore(locked, "exhaustive", schedules=5000)
-    assert r.complete and r.schedules == ref[0] == 54 and r.failures == [] and not r.reachable
+    assert r.complete and r.schedules == ref[0] and ref[0] > 50
+    assert r.failures == [] and not r.reachable
     unlocked = explore(race(False), "exhaustive", schedules=200)
     assert {"reserved-area-intact", "dump-armed"} <= set(unlocked.reachable)
