@@ -99,8 +99,12 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
         Path(dump_dir).mkdir(parents=True, exist_ok=True)
     from fadumpsim.sim import scheduled
     strat = scheduled(sc, make_strategy(strategy, seed, depth=depth, steps=steps))
-    res = record(sc, str(path), seed=seed, strategy=strat, dump_dir=dump_dir,
-                 observers=_tracing(trace, f"{sc.name}:{seed}:{strategy}"))
+    from fadumpsim.events.logfile import LogBusyError, LogWriteError
+    try:
+        res = record(sc, str(path), seed=seed, strategy=strat, dump_dir=dump_dir,
+                     observers=_tracing(trace, f"{sc.name}:{seed}:{strategy}"))
+    except (LogBusyError, LogWriteError) as e:  # host errors on the named log: exit 2
+        raise InputError(f"{e.filename}: {e.strerror}") from None
     if as_json:
         from fadumpsim.render import explained_violations
         out = res.to_json()
@@ -345,6 +349,8 @@ def _register_optional() -> None:
     from fadumpsim.cli_explore import explore_cmd, minimize_cmd
     cli.add_command(explore_cmd, "explore")
     cli.add_command(minimize_cmd, "minimize")
+    from fadumpsim.cli_compare import compare_cmd
+    cli.add_command(compare_cmd, "compare")
 
 
 _register_optional()

@@ -27,9 +27,9 @@ LAYERS = [
              "fadumpsim.verdict", "fadumpsim.render", "fadumpsim.expect", "fadumpsim.api",
              "fadumpsim.explain", "fadumpsim.report", "fadumpsim.pin",
              "fadumpsim.memmap", "fadumpsim.eventtext", "fadumpsim.statefmt", "fadumpsim.difflog",
-             "fadumpsim.scenarios")),
+             "fadumpsim.scenarios", "fadumpsim.compare")),
     ("top", ("fadumpsim.cli", "fadumpsim.cli_common", "fadumpsim.cli_explore",
-             "fadumpsim.cli_inspect", "fadumpsim.pytest_plugin")),
+             "fadumpsim.cli_inspect", "fadumpsim.cli_compare", "fadumpsim.pytest_plugin")),
 ]
 
 
