@@ -1,7 +1,22 @@
-"""The contract's four invariants, checked by an observer after every delivery.
+"""The contract's invariants, checked by an observer after every delivery.
 
 The checker reads actor state and the delivered event; it never sends events and
-never changes state (design note 4), so it cannot perturb the run or the log.
+never changes state (design note 4), so it cannot perturb the run or the log (the one
+exception is the busy-loop detector of `liveness`, which may end a run early, as the
+event cap does; see fadumpsim/liveness.py).
+
+Every verdict is a function of the run's Mazurkiewicz class (deliveries to different
+actors commute), so exhaustive search, which runs one linearization per class, sees
+every reachable violation:
+
+* `dump-armed` is judged in kernel order (docs/explore.md);
+* `kernel-data-captured` and `liveness` on the end state, which the class fixes;
+* `reserved-area-intact` reads firmware's state at firmware's own deliveries, against
+  the area of the kernel that registered (fixed while the registration stands);
+* `accounting`: the page count of a kernel at that kernel's deliveries; LMB ownership
+  across firmware, kernel and hotplug manager as "some run of this class passes
+  through a disagreeing state" (fadumpsim/ownership.py), incrementally per event.
+
 Each invariant reports its first violation with the seq of the event that broke it.
 """
 from __future__ import annotations
@@ -11,31 +26,12 @@ from typing import Any
 
 from fadumpsim.actors.commands import parse_command
 from fadumpsim.events.envelope import Event
+from fadumpsim.liveness import BUSY_CAP, Liveness
+from fadumpsim.ownership import DRC_BASE, Ownership
 
-INVARIANTS = ("dump-armed", "kernel-data-captured", "reserved-area-intact", "accounting")
-
-
-def differences(a: bytes | bytearray, b: bytes | bytearray, chunk: int = 64) -> list[int]:
-    """Indices where two equally long LMB tables differ, ascending.
-
-    Halves are compared with memcmp (memoryview equality), so a 262,144-LMB table
-    with a handful of LMBs in transit costs microseconds, not a Python loop per LMB
-    per event (the swarm's 64TB partitions found that).
-    """
-    out: list[int] = []
-    ma, mb = memoryview(a), memoryview(b)
-    stack = [(0, min(len(a), len(b)))]
-    while stack:
-        lo, hi = stack.pop()
-        if ma[lo:hi] == mb[lo:hi]:
-            continue
-        if hi - lo <= chunk:
-            out.extend(i for i in range(lo, hi) if a[i] != b[i])
-            continue
-        mid = (lo + hi) // 2
-        stack.append((mid, hi))
-        stack.append((lo, mid))
-    return out
+INVARIANTS = ("dump-armed", "kernel-data-captured", "reserved-area-intact", "accounting",
+              "liveness")
+REGISTER = 1
 
 
 @dataclass
@@ -57,7 +53,14 @@ class Checker:
     #: back, so the verdict does not depend on orderings that commute (design note 5).
     writes: list[tuple[int, str]] = field(default_factory=list)
     crash_seq: int = 0          # the kernel delivery that crashed it (sysrq)
+    busy_cap: int = BUSY_CAP
     _seen: set[str] = field(default_factory=set)
+    #: the registered areas firmware must keep assigned, from the registering kernel
+    _areas: list[tuple[int, int]] | None = None
+
+    def __post_init__(self) -> None:
+        self.ownership = Ownership()
+        self.liveness = Liveness(self.busy_cap)
 
     def report(self, inv: str, msg: str, seq: int) -> None:
         if inv not in self._seen:
@@ -71,8 +74,16 @@ class Checker:
             self._script_write(actors.get(ev.dst), ev)
         elif t == "rtas.os_term" and ev.src == "kernel" and not self.crash_seq:
             self.crash_seq = ev.cause
-        self._reserved_area(actors, ev)
-        self._accounting(actors, ev)
+        msg = self.ownership.observe(actors, ev)
+        if msg:
+            self.report("accounting", msg, ev.seq)
+        if ev.dst == "firmware":
+            self._reserved_area(actors, ev)
+        elif ev.dst in ("kernel", "capture"):
+            self._pages(actors[ev.dst], ev)
+        msg = self.liveness.observe(sched, ev)
+        if msg:
+            self.report("liveness", msg, ev.seq)
 
     # -- dump-armed bookkeeping (judged at the end, see finish) -----------------------------------
     def _script_write(self, script: Any, ev: Event) -> None:
@@ -91,58 +102,58 @@ class Checker:
         return before[-1][0] if before and before[-1][1] == "1" else 0
 
     def _reserved_area(self, actors: dict[str, Any], ev: Event) -> None:
+        """At firmware's deliveries: a registration stands and an LMB of its area is gone."""
         fwa = actors["firmware"]
         if fwa.registered is None:
+            self._areas = None
             return
-        k = actors["capture"] if actors["capture"].booted else actors["kernel"]
-        fw = k.fw
         lmb = fwa.machine.lmb_size
-        areas = [(0, fw.boot_memory_size), fw.reserved_area()]
-        for s, e in areas:
-            if e <= s:
-                continue
-            n = fwa.assigned.find(0, s // lmb, (e - 1) // lmb + 1)  # C speed, any size
-            if n >= 0:
-                self.report("reserved-area-intact",
-                            f"LMB {n} (drc index {0x80000000 + n:#x}) left the partition "
-                            f"while firmware holds a registration covering "
-                            f"[{s:#x}-{e - 1:#x}]", ev.seq)
+        if self._areas is None:
+            # the registration just succeeded: the registering kernel's areas, whole
+            k = actors.get(ev.src)
+            fw = getattr(k, "fw", None)
+            if fw is None:  # pragma: no cover - only kernels register
                 return
+            self._areas = [(0, fw.boot_memory_size), fw.reserved_area()]
+            lo_hi = [(s // lmb, (e - 1) // lmb + 1) for s, e in self._areas if e > s]
+        else:
+            idx = ev.payload.get("drc_index")
+            if not isinstance(idx, int):
+                return
+            n = idx - DRC_BASE
+            lo_hi = [(n, n + 1)]
+        for lo, hi in lo_hi:
+            for s, e in self._areas:
+                if e <= s or hi <= s // lmb or lo >= (e - 1) // lmb + 1:
+                    continue
+                a, b = max(lo, s // lmb), min(hi, (e - 1) // lmb + 1)
+                n = fwa.assigned.find(0, a, b)  # C speed, any size
+                if n >= 0:
+                    self.report("reserved-area-intact",
+                                f"LMB {n} (drc index {0x80000000 + n:#x}) left the partition "
+                                f"while firmware holds a registration covering "
+                                f"[{s:#x}-{e - 1:#x}]", ev.seq)
+                    return
 
-    def _accounting(self, actors: dict[str, Any], ev: Event) -> None:
-        fwa = actors["firmware"]
-        hp = actors["hotplug"]
-        lmb = fwa.machine.lmb_size
-        for name in ("kernel", "capture"):
-            k = actors[name]
-            if not k.booted or k.crashed:
-                continue
-            if name == "kernel" and actors["capture"].booted:
-                continue
-            present = k.drmem.count(1) * lmb
-            counted = sum(k.mm.by_class().values())
-            if counted != present:
-                self.report("accounting", f"{name}: pages account for {counted} bytes but "
-                            f"{present} bytes of LMBs are present", ev.seq)
-                return
-            if fwa.assigned == k.drmem:
-                continue
-            transit = set(hp.in_transit)
-            for i in differences(fwa.assigned, k.drmem):
-                fa, ka = fwa.assigned[i], k.drmem[i]
-                if ka and not fa:
-                    self.report("accounting", f"{name} uses LMB {i}, which firmware does not "
-                                "assign to the partition", ev.seq)
-                    return
-                if fa and not ka and i not in transit:
-                    self.report("accounting", f"LMB {i} is assigned by firmware but neither "
-                                f"present in {name} nor in a DLPAR operation", ev.seq)
-                    return
+    def _pages(self, k: Any, ev: Event) -> None:
+        """At a live kernel's deliveries: its pages add up to its present LMBs."""
+        if not k.booted or k.crashed:
+            return
+        present = self.ownership.present_bytes(k.name, k.machine.lmb_size)
+        counted = sum(k.mm.by_class().values())
+        if counted != present:
+            self.report("accounting", f"{k.name}: pages account for {counted} bytes but "
+                        f"{present} bytes of LMBs are present", ev.seq)
 
     # -- end of run --------------------------------------------------------------------------------
-    def finish(self, verdict: dict[str, Any], dump_seq: int) -> None:
+    def finish(self, verdict: dict[str, Any], dump_seq: int, sched: Any = None) -> None:
         """Judge what can only be judged at the end; `dump_seq` is the delivery that saved
-        the dump (0 when it was only available)."""
+        the dump (0 when it was only available); `sched` the ended run (for liveness)."""
+        if sched is not None:
+            capped = sched.seq >= sched.max_events and bool(sched.enabled())
+            msg = self.liveness.stuck(sched, capped and not sched.halted)
+            if msg:
+                self.report("liveness", msg, sched.seq)
         armed = self.armed_at_crash() if self.crash_seq else 0
         if armed and verdict["status"] not in ("saved", "available"):
             self.report("dump-armed", f"a script registered fadump (event #{armed}) and "

@@ -101,7 +101,7 @@ def verdict_lines(res: Any, records: list[list[Any]] | None = None) -> list[str]
         mark = "ok  " if e["ok"] else "FAIL"
         out.append(f"  [{mark}] expect {e['key']}: expected {e['expected']!r}, actual {e['actual']!r}")
     if not res.violations:
-        out.append("  invariants: dump-armed, kernel-data-captured, reserved-area-intact, accounting: ok")
+        out.append("  invariants: dump-armed, kernel-data-captured, reserved-area-intact, accounting, liveness: ok")
     allowed = set(res.scenario.expect.get("violations", []))
     for v in explained_violations(res, records) if res.violations else []:
         mark = "expected" if v["invariant"] in allowed else "FAIL"
@@ -145,7 +145,7 @@ def print_run(res: Any, *, quiet: bool = False, color: bool = False) -> None:
             tab.add_row(f"invariant {v['invariant']}", f"event #{v['seq']}", v["message"] + why,
                         "[yellow]expected[/]" if v["invariant"] in allowed else "[red]FAIL[/]")
         if not res.violations:
-            tab.add_row("invariants", "", "all four hold", "[green]ok[/]")
+            tab.add_row("invariants", "", "all five hold", "[green]ok[/]")
         con.print(tab)
         if res.log:
             con.print(f"log: {res.log}", style="dim", markup=False)

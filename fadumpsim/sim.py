@@ -128,7 +128,7 @@ def collect(sc: Scenario, sched: Scheduler, checker: Checker, seed: int, strateg
     kernel, capture = a["kernel"], a["capture"]
     verdict = judge(kernel, capture, a["firmware"])
     dump_seq = capture.saved_dumps[-1]["seq"] if verdict["status"] == "saved" else 0
-    checker.finish(verdict, dump_seq)
+    checker.finish(verdict, dump_seq, sched)
     transcript = []
     for s in sc.scripts:
         for r in a[s.name].results:

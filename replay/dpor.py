@@ -22,9 +22,11 @@ never reorder), and e_j not happening before e_i by any other path (in particula
 e_i's message was not sent in a delivery after e_j). For each race
 the *initials* of v = notdep(e_j).e_i (the deliveries after e_j that do not happen
 after it, then e_i, keeping only those with no happens-before predecessor inside v)
-are channels that can start a reversal at the state before e_j; if none of them is
-already in that node's backtrack or sleep set, one is added (e_i's own channel when
-it is an initial) -- the source-DPOR rule (Abdulla et al., POPL 2014).
+are channels that can start a reversal at the state before e_j; if none of its weak
+initials is already in that node's backtrack set, one initial is added (e_i's own
+channel when it is an initial) -- Algorithm 1 of source-DPOR (Abdulla et al., POPL
+2014). The sleep set is not part of that test: a sleeping channel only covers the runs
+in which its message goes first.
 
 Sleep sets: after a branch p is explored at a node, later branches q of that node
 carry p asleep while they only deliver events independent of p; a sleeping channel
@@ -39,13 +41,10 @@ otherwise), branches that would exceed the bound are not added, and in addition
 each race also proposes its reversal at the last context switch before it (the
 "conservative branch" idea of Coons et al., OOPSLA 2013).
 
-Parallel determinism: the search is split into *jobs* (a forced prefix, the sleep
-set at its end, and a budget). A job explores the subtree below its prefix
-depth-first; after `local_budget` executions it stops and exports every pending
-branch as a new job. Backtrack points that races place *above* a job's root are
-returned to the coordinator, which owns those shared nodes. The coordinator runs
-jobs in waves and merges the results in job order, so the explored schedules and
-their order are the same for any number of workers.
+Jobs: a job is a forced prefix, the sleep set at its end and a budget; it explores the
+subtree below its prefix depth-first and, when the budget runs out, exports its pending
+branches (explore() then reports the search incomplete). explore() runs one job from
+the root: splitting the tree across jobs ran some classes twice at the seams.
 """
 from __future__ import annotations
 
@@ -339,6 +338,7 @@ class Execution:
     events: int = 0
     trace: list[Channel] | None = None
     pairs: frozenset | None = None
+    violations: tuple[str, ...] = ()  # every invariant the run violated (expected ones too)
 
 
 @dataclass
@@ -390,7 +390,8 @@ def run_job(system: System, job: Job, *, bound: int | None, local_budget: int,
             execs.append(Execution(None, failure is None, failure, res.events,
                                    list(trace) if failure is not None or keep_traces
                                    else None,
-                                   frozenset(pairs.pairs) if pairs is not None else None))
+                                   frozenset(pairs.pairs) if pairs is not None else None,
+                                   tuple(v["invariant"] for v in res.violations)))
             vobjs: set[str] | None = None
             vfor: list[int] | None = None
             for j, inits, v in races(rec.causes, rec.objs, start, trace):
@@ -432,7 +433,9 @@ def run_job(system: System, job: Job, *, bound: int | None, local_budget: int,
                         kq = first[inb[0]]
                         wake = tuple(trace[x - 1] for x in v if x != kq)
                     if t >= L:
-                        if weak & (tn.backtrack | tn.sleep):
+                        # Algorithm 1 of Abdulla et al.: only the backtrack set counts;
+                        # a sleeping channel covers only runs in which it goes first
+                        if weak & tn.backtrack:
                             continue
                         if inb:
                             tn.backtrack.add(inb[0])

@@ -14,9 +14,9 @@ failing ones by what failed:
 Every schedule is judged exactly as `fadumpsim run` judges a run (RunResult.ok).
 For each distinct failure one replayable log is written to `out`.
 Schedules run in `workers` processes ('spawn' start method) or on a Dask cluster;
-batches are fixed by schedule index (random/pct) or by the deterministic job
-split of the DPOR tree (exhaustive) and merged in order, so the result does not
-depend on the number of workers. See docs/explore.md.
+batches are fixed by schedule index (random/pct) and merged in order; exhaustive
+search is one sequential DPOR (one task), so the result does not depend on the
+number of workers. See docs/explore.md.
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from fadumpsim.replay.coverage import OrderCoverage, PairRecorder, describe_gap
-from fadumpsim.replay.dpor import Execution, Job, JobResult, SharedNode, run_job
+from fadumpsim.replay.dpor import Execution, Job, JobResult, run_job
 from fadumpsim.replay.strategies import ForcedStrategy, PctStrategy, RandomStrategy
 from fadumpsim.replay.system import RunOutcome, System, SystemFactory
 
@@ -37,8 +37,6 @@ STRATEGIES = ("random", "pct", "exhaustive")
 SEED_MUL = 1_000_003
 #: schedules per task for random/pct (fixed: the partition must not depend on workers)
 BATCH = 8
-#: executions a DPOR job performs before it exports its pending branches as new jobs
-LOCAL_BUDGET = 24
 #: random/pct with workers > 1 stays in this process when the rest of the work, timed on
 #: the first batch, would take less than this (seconds): spawning would only cost time
 MIN_PARALLEL_S = 1.0
@@ -141,6 +139,9 @@ class ExploreResult:
     out: str | None = None
     max_events: int = 0
     backend: str = "serial"
+    #: invariant -> judged schedules (classes, for exhaustive) that violated it, expected
+    #: violations included: for a complete exhaustive search, every reachable violation
+    reachable: dict[str, int] = field(default_factory=dict)
 
     @property
     def distinct(self) -> int:
@@ -182,6 +183,7 @@ class ExploreResult:
             "coverage": {k: v for k, v in cov.items() if k != "gaps"},
             "coverage_gaps": cov["gaps"],
             "pct_guarantee": self.pct, "out": self.out, "max_events": self.max_events,
+            "reachable_violations": dict(sorted(self.reachable.items())),
         }
 
     def summary_lines(self) -> list[str]:
@@ -238,7 +240,8 @@ def sample_task(factory: SystemFactory, data: dict[str, Any], source: str, strat
         seen |= new
         out.append(Execution(None, f is None, f, res.events,
                              list(res.trace) if f is not None else None,
-                             frozenset(new)))
+                             frozenset(new),
+                             tuple(v["invariant"] for v in res.violations)))
     return out
 
 
@@ -433,6 +436,8 @@ class _Merger:
             r.max_events = max(r.max_events, ex.events)
             if ex.pairs:
                 r.coverage.add(ex.pairs)
+            for inv in ex.violations:
+                r.reachable[inv] = r.reachable.get(inv, 0) + 1
             if ex.failure is not None:
                 r.failing_schedules += 1
                 if r.first_failure_at is None:
@@ -484,7 +489,6 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
             workers: int = 1, out: str | None = None, preemption_bound: int | None = None,
             pct_depth: int = 3, pct_steps: int | None = None, progress: Progress | None = None,
             scheduler_address: str | None = None, *, dask_processes: bool = True,
-            local_budget: int = LOCAL_BUDGET,
             min_parallel_s: float = MIN_PARALLEL_S) -> ExploreResult:
     """Explore schedules of `system` (fadumpsim.api.explore takes a scenario or its name)."""
     if strategy not in STRATEGIES:
@@ -515,7 +519,7 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
     interrupted = False
     try:
         if strategy == "exhaustive":
-            _exhaustive(system, ex, merger, schedules, preemption_bound, local_budget)
+            _exhaustive(system, ex, merger, schedules, preemption_bound)
         else:
             steps = pct_steps
             if strategy == "pct":
@@ -565,56 +569,23 @@ def _sample(system: System, ex: Any, merger: _Merger, strategy: str, n: int, see
             merger.add(e, schedule_seed(seed, i))
 
 
-def _exhaustive(system: System, ex: Any, merger: _Merger, limit: int, bound: int | None,
-                local_budget: int) -> None:
+def _exhaustive(system: System, ex: Any, merger: _Merger, limit: int,
+                bound: int | None) -> None:
+    """One sequential source-DPOR search (a single job, run by the executor).
+
+    The search is not split into jobs: splitting a DPOR tree across jobs made the number
+    of classes run depend on the per-job budget (duplicates at the seams; the oracle
+    test caught 54 -> 62/72 classes). A single job gives the same classes, the same
+    order and the same schedule numbers for any number of workers and on Dask;
+    `--workers` speeds up random and pct only.
+    """
     r = merger.r
-    nodes: dict[tuple, SharedNode] = {}
-    wave: list[Job] = [Job((), frozenset())]
-    truncated = False
-    while wave and not truncated:
-        remaining = limit - (r.schedules + r.blocked)
-        if remaining <= 0:
-            truncated = True
-            break
-        # budgets in job order, so that a wave never runs far past the limit; jobs left
-        # without budget wait for the next wave (deterministic: depends on the limit only)
-        nxt: list[Job] = []
-        run: list[Job] = []
-        left = remaining
-        for j in wave:
-            if left <= 0:
-                nxt.append(j)
-                continue
-            j.budget = min(local_budget, left)
-            left -= j.budget
-            run.append(j)
-        wave = run
-        args = ((system.factory, system.data, system.source, j, bound, local_budget)
-                for j in wave)
-        for job, res in zip(wave, ex.imap(dpor_task, args)):
-            for e in res.executions:
-                if r.schedules + r.blocked >= limit:
-                    truncated = True
-                    break
-                merger.add(e)
-            if truncated:
-                break
-            r.pruned += res.pruned
-            for key, node in res.exported_nodes:
-                nodes[key] = node
-            nxt.extend(res.exported_jobs)
-            for en in res.entries:
-                key = job.prefix[:en.node]
-                node = nodes.get(key)
-                if node is None:  # pragma: no cover - every ancestor of a job is shared
-                    raise AssertionError(f"DPOR: no shared node at depth {en.node}")
-                if set(en.initials) & (node.covered | node.sleep):
-                    continue
-                if not en.inbound:
-                    r.pruned += 1
-                    continue
-                q = en.inbound[0]
-                node.covered.add(q)
-                nxt.append(Job(key + (q,), node.child_sleep(q), guide=tuple(en.wake)))
-        wave = nxt
-    r.complete = not wave and not truncated
+    args = [(system.factory, system.data, system.source, Job((), frozenset(), budget=limit),
+             bound, limit)]
+    for res in ex.imap(dpor_task, args):
+        for e in res.executions:
+            merger.add(e)
+        r.pruned += res.pruned
+        if res.entries:  # pragma: no cover - the root job has no ancestor to send them to
+            raise AssertionError("DPOR: the root job returned backtrack entries")
+        r.complete = not res.exported_jobs

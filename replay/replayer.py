@@ -138,7 +138,7 @@ def replay(path: str, factory: SystemFactory, *, upto: int | None = None,
             rec = lg.records[verifier.i]
             raise Divergence(rec[0], rec[3], rec, None, "the recorded event was never produced")
         recorded_limit = lg.header.get("max_events", lg.system.default_max_events)
-        if res.sched.enabled() and len(lg.records) < recorded_limit:
+        if res.sched.enabled() and len(lg.records) < recorded_limit and not res.sched.halted:
             nxt = res.sched.channels[res.sched.enabled()[0]][0]
             raise Divergence(len(lg.records) + 1, nxt.dst, None,
                              [len(lg.records) + 1, 0, nxt.src, nxt.dst, nxt.type, nxt.cause,

@@ -154,6 +154,9 @@ class Scheduler(ActorTable):
         self.current: Event | None = None
         self.failure: ActorFailure | None = None
         self.trace: list[Channel] = []
+        #: set by an observer that proves the run can only spin (a liveness finding):
+        #: the run stops after the current delivery, as at the event cap
+        self.halted: str | None = None
         self.on_deliver: Callable[[Event, Sequence[Channel]], None] | None = None
 
     # -- actors ------------------------------------------------------------------
@@ -238,7 +241,7 @@ class Scheduler(ActorTable):
         """Deliver until quiescent (or `until()` holds); returns events delivered."""
         n0 = self.seq
         step = self.step
-        while self.seq < self.max_events:
+        while self.seq < self.max_events and self.halted is None:
             if until is not None and until():
                 break
             if step() is None:

@@ -257,9 +257,10 @@ def test_two_worker_processes_find_the_same_failures_as_one():
     one_pct = explore(sc, "pct", schedules=40, seed=5)
     assert groups(one_pct) == groups(three) and one_pct.coverage.pairs == three.coverage.pairs
     assert one_pct.first_failure_at == three.first_failure_at
-    e1 = explore(protect(True, True), "exhaustive", schedules=150, local_budget=8)
-    e2 = explore(protect(True, True), "exhaustive", schedules=150, local_budget=8, workers=2)
-    assert groups(e1) == groups(e2) and e1.schedules == e2.schedules
+    e1 = explore(protect(True, True), "exhaustive", schedules=150)
+    e2 = explore(protect(True, True), "exhaustive", schedules=150, workers=2)
+    assert groups(e1) == groups(e2) and e1.schedules == e2.schedules and not e1.complete
+    assert e1.reachable == e2.reachable
 
 
 def test_too_little_work_for_two_workers_stays_serial(monkeypatch):

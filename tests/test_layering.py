@@ -23,6 +23,7 @@ LAYERS = [
     ("runtime", ("fadumpsim.replay",)),
     ("actors", ("fadumpsim.actors",)),
     ("app", ("fadumpsim.scenario", "fadumpsim.sim", "fadumpsim.invariants",
+             "fadumpsim.ownership", "fadumpsim.liveness",
              "fadumpsim.verdict", "fadumpsim.render", "fadumpsim.expect", "fadumpsim.api",
              "fadumpsim.explain", "fadumpsim.report", "fadumpsim.pin",
              "fadumpsim.memmap", "fadumpsim.eventtext", "fadumpsim.statefmt", "fadumpsim.difflog",
