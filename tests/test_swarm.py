@@ -9,7 +9,6 @@ import pytest
 
 from fadumpsim import api, sim
 from fadumpsim.cli import main
-from fadumpsim.invariants import differences
 from fadumpsim.replay.explore import failure_of
 from fadumpsim.replay.strategies import make_strategy
 from fadumpsim.scenario import Scenario, load
@@ -139,19 +138,6 @@ def test_copy_errors_injected_by_the_search_are_explained_not_reported() -> None
     for s in data["script"]:
         s.pop("after", None)
     assert not explained_by_fault(data, sim.run(Scenario(data)))
-
-
-def test_lmb_table_differences_match_brute_force() -> None:
-    import random
-    rng = random.Random(5)
-    for n in (0, 1, 63, 64, 65, 1000, 5000):
-        a = bytearray(rng.choice((0, 1)) for _ in range(n))
-        b = bytearray(a)
-        for _ in range(rng.randint(0, 6)):
-            if n:
-                i = rng.randrange(n)
-                b[i] ^= 1
-        assert differences(a, b) == [i for i in range(n) if a[i] != b[i]]
 
 
 def test_capture_kernel_of_a_two_node_partition_boots() -> None:
