@@ -24,7 +24,7 @@ LAYERS = [
     ("actors", ("fadumpsim.actors",)),
     ("app", ("fadumpsim.scenario", "fadumpsim.sim", "fadumpsim.invariants",
              "fadumpsim.verdict", "fadumpsim.render", "fadumpsim.expect", "fadumpsim.api",
-             "fadumpsim.scenarios")),
+             "fadumpsim.scenarios", "fadumpsim.hostpaths")),
     ("top", ("fadumpsim.cli", "fadumpsim.cli_common", "fadumpsim.cli_explore",
              "fadumpsim.cli_inspect", "fadumpsim.pytest_plugin")),
 ]

@@ -23,6 +23,7 @@ from .image import (
     UNREADABLE,
     PageRun,
     VmcoreImage,
+    create_dump_file,
     plan_range,
 )
 from .pages import stamp_bytes
@@ -464,6 +465,7 @@ def write_elf_vmcore(
     *,
     dump_level: int = 0,
     layout: str = "split",
+    exclusive: bool = False,
 ) -> WriteStats:
     """Write an ELF64 vmcore: ``cp /proc/vmcore`` at level 0, ``makedumpfile -E -d N`` above.
 
@@ -510,7 +512,7 @@ def write_elf_vmcore(
                 excluded[run.counter] += (run.end - run.start) // ps
     in_file = sum(s.filesz for s in segs) // ps
 
-    with open(path, "wb") as f:
+    with os.fdopen(create_dump_file(path, exclusive), "wb") as f:
         f.write(ehdr)
         f.write(phdr.pack(PT_NOTE, 0, note_off, 0, 0, len(notes.data), len(notes.data), 0))
         hdr = bytearray()
