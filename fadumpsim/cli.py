@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from fadumpsim.cli_common import EXIT_DIVERGED, EXIT_FAIL, EXIT_OK, EXIT_USAGE, InputError
+from fadumpsim.cli_common import (EXIT_DIVERGED, EXIT_FAIL, EXIT_OK, EXIT_USAGE, InputError,
+                                  regular_file)
 
 
 def _is_tty() -> bool:
@@ -156,6 +157,7 @@ def replay(log: str, as_json: bool, quiet: bool) -> None:
     from fadumpsim.render import print_run
     from fadumpsim.api import replay as do_replay
     from fadumpsim.replay.runtime import Divergence
+    regular_file(log)
     try:
         res, lg = do_replay(log)
     except LogFormatError as e:
@@ -181,6 +183,7 @@ def replay(log: str, as_json: bool, quiet: bool) -> None:
 def _read(log: str) -> tuple[dict[str, Any], list[list[Any]], Any]:
     from fadumpsim.events.logfile import LogFormatError, LogReader
     from fadumpsim.replay.replayer import check_shape
+    regular_file(log)
     try:
         r = LogReader(log)
         recs = r.records()
@@ -260,6 +263,7 @@ def state(log: str, at: int, actor: str | None, as_json: bool) -> None:
     from fadumpsim.events.logfile import LogFormatError
     from fadumpsim.api import load, state_at
     from fadumpsim.replay.runtime import Divergence
+    regular_file(log)
     try:
         lg = load(log)
     except LogFormatError as e:

@@ -125,7 +125,7 @@ class CrashMixin:
                 return "", "cp: cannot stat '/proc/vmcore': No such file or directory\n", 1
             return "", ("open_dump_memory: Can't open the dump memory(/proc/vmcore). "
                         "No such file or directory\n\nmakedumpfile Failed.\n"), 1
-        from fadumpsim.actors.kernel.dumpwriter import capture_path_error
+        from fadumpsim.actors.kernel.capturefs import capture_path_error
         why = capture_path_error(cmd["path"])
         if why is not None:
             if cmd["prog"] == "cp":
