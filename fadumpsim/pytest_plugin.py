@@ -10,12 +10,14 @@ environment, so it collects only what asks for it:
 
 Each becomes one test item. A scenario that does not load fails in one line (the
 same line `fadumpsim run` prints); a failing scenario fails with its verdict block,
-and its event log is kept with the `fadumpsim replay` command that re-runs it.
+and its event log is kept (in a fresh temporary directory) with the `fadumpsim replay`
+command that re-runs it.
 """
 from __future__ import annotations
 
 import fnmatch
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -65,13 +67,6 @@ class ScenarioFailed(Exception):
     """A scenario that ran and failed, or did not load: the message is the whole report."""
 
 
-def _log_dir(config: Any) -> Path:
-    factory = getattr(config, "_tmp_path_factory", None)
-    if factory is not None:
-        return Path(factory.mktemp("fadumpsim", numbered=True))
-    return Path(tempfile.mkdtemp(prefix="fadumpsim-"))
-
-
 class ScenarioItem(pytest.Item):
     def runtest(self) -> None:
         from fadumpsim import api, scenario
@@ -80,12 +75,18 @@ class ScenarioItem(pytest.Item):
             sc = scenario.load(str(self.path))
         except scenario.ScenarioError as e:
             raise ScenarioFailed(f"invalid scenario: {e}") from None
-        log = _log_dir(self.config) / f"{self.path.stem}.fadlog"
-        res = api.record(sc, str(log))
+        # a private directory (kept only when the scenario fails, for `fadumpsim replay`)
+        where = Path(tempfile.mkdtemp(prefix=f"fadumpsim-{self.path.stem}-"))
+        log = where / f"{self.path.stem}.fadlog"
+        try:
+            res = api.record(sc, str(log))
+        except BaseException:
+            shutil.rmtree(where, ignore_errors=True)
+            raise
         if not res.ok:
             raise ScenarioFailed("\n".join([*verdict_lines(res),  # ends with "log: PATH"
                                             f"replay it: fadumpsim replay {log}"]))
-        log.unlink()
+        shutil.rmtree(where, ignore_errors=True)
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioFailed):

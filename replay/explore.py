@@ -458,9 +458,11 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
 
 def _sample(system: System, ex: Any, merger: _Merger, strategy: str, n: int, seed: int,
             depth: int, steps: int) -> None:
-    batches = [list(range(a, min(a + BATCH, n))) for a in range(0, n, BATCH)]
+    # lazily: `--schedules 100000000` must not build its batch list first
+    batches, submitted = itertools.tee(list(range(a, min(a + BATCH, n)))
+                                       for a in range(0, n, BATCH))
     args = ((system.factory, system.data, system.source, strategy, seed, b, depth, steps)
-            for b in batches)
+            for b in submitted)
     for b, execs in zip(batches, ex.imap(sample_task, args)):
         for i, e in zip(b, execs):
             merger.add(e, schedule_seed(seed, i))

@@ -395,3 +395,34 @@ def test_inspect_log_with_another_page_size(tmp_path, capsys):
     one_line(code, err, 2, "page size is 4096 bytes, the log's machine has 65536")
     code, out, _err = fad(capsys, "inspect", dd4 / "var/crash/vmcore", "--log", tmp_path / "p4.fadlog")
     assert code == 0 and "truth comparison" in out
+
+
+def test_explore_batches_are_lazy():
+    """`explore --schedules 100000000` starts at once: the batch list is never built."""
+    import tracemalloc
+    from fadumpsim import api
+    from fadumpsim.replay import explore as ex_mod
+
+    class TwoBatches:
+        def imap(self, fn, args):
+            for a in args:
+                yield [None] * len(a[5])
+                if a[5][0] >= ex_mod.BATCH:
+                    raise KeyboardInterrupt
+
+    class Merger:
+        n = 0
+
+        def add(self, e, seed):
+            self.n += 1
+    m = Merger()
+    tracemalloc.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ex_mod._sample(api.system("udev-reload-window"), TwoBatches(), m, "random",
+                           2_000_000, 0, 3, 100)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert m.n == 2 * ex_mod.BATCH
+    assert peak < 5_000_000, peak
