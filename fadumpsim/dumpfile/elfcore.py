@@ -581,6 +581,22 @@ class ElfDump(ParsedDump):
         for s in self._by_paddr:
             m = max(m, s.paddr + s.filesz)
             self._maxend.append(m)
+        # Disjoint whole-page pieces of file data, each from one segment (where hand-made
+        # segments overlap, the one starting first keeps the overlap): a page is located
+        # with one bisect, so 65,534 overlapping PT_LOADs cost O(n log n), never O(n^2).
+        ps = self.page_size
+        self._piece_starts: array[int] = array("Q")
+        self._piece_ends: array[int] = array("Q")
+        self._piece_segs: list[LoadSegment] = []
+        covered = 0
+        for s in self._by_paddr:
+            a = max(s.paddr + (-s.paddr % ps), covered)
+            b = (s.paddr + s.filesz) // ps * ps
+            if b > a:
+                self._piece_starts.append(a)
+                self._piece_ends.append(b)
+                self._piece_segs.append(s)
+                covered = b
 
     def memory_runs(self) -> Iterator[tuple[int, int]]:
         return _merge((s.paddr, s.paddr + s.memsz) for s in self._by_paddr if s.memsz)
@@ -598,17 +614,12 @@ class ElfDump(ParsedDump):
 
     def _locate(self, paddr: int) -> int | None:
         """File offset of the page at paddr, or None if no PT_LOAD holds its data."""
-        ps = self.page_size
-        a = paddr - paddr % ps
-        i = bisect.bisect_right(self._starts, a) - 1
-        # Segments never overlap in files we write; for hand-made ones walk back while an
-        # earlier segment could still reach ``a`` (prefix max of data ends).
-        while i >= 0 and self._maxend[i] > a:
-            s = self._by_paddr[i]
-            if s.paddr <= a and a + ps <= s.paddr + s.filesz:
-                return s.offset + (a - s.paddr)
-            i -= 1
-        return None
+        a = paddr - paddr % self.page_size
+        i = bisect.bisect_right(self._piece_starts, a) - 1
+        if i < 0 or a >= self._piece_ends[i]:
+            return None
+        s = self._piece_segs[i]
+        return s.offset + (a - s.paddr)
 
     def read_page(self, paddr: int) -> bytes | None:
         off = self._locate(paddr)
