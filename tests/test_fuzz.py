@@ -70,8 +70,11 @@ COMMANDS = st.sampled_from([
 
 @st.composite
 def scenario_data(draw) -> dict:
-    d: dict = {"name": draw(st.sampled_from(["f", "", 7]))}
-    d["machine"] = draw(st.dictionaries(st.sampled_from(scenario.MACHINE_KEYS), SIZES, max_size=4))
+    d: dict = {"name": draw(st.sampled_from(["f", "f", "f", "", 7]))}
+    machine_sizes = st.one_of(st.sampled_from(["8G", "1000000TB", "64T", "128T", "99999999999E",
+                                               0, "16M", "4K", 1 << 80]), SIZES)
+    d["machine"] = draw(st.dictionaries(st.sampled_from(["memory", "max_memory", "lmb_size"]),
+                                        machine_sizes, max_size=2))
     scripts = []
     for i in range(draw(st.integers(0, 3))):
         cmds = [c.format(n=draw(st.one_of(st.integers(-(1 << 70), 1 << 70),
@@ -166,6 +169,52 @@ def test_fuzz_logs(tmp_path_factory, capsys, corpus, edits, cut, cmd):
     assert files_under(d) == before
 
 
+def _rewrite(src: bytes, d: Path, header_key: str | None, header_val, rec_i: int, drop: bool,
+             payload_val) -> Path:
+    """A CRC-valid log whose header field or one event's payload was changed."""
+    from fadumpsim.events.logfile import LogReader, LogWriter
+    good = d / "good.fadlog"
+    good.write_bytes(src)
+    r = LogReader(str(good))
+    h, recs = r.header, r.records()
+    if header_key is not None:
+        h[header_key] = header_val
+    rec = recs[rec_i % len(recs)]
+    if rec[7]:
+        k = sorted(rec[7])[0]
+        if drop:
+            del rec[7][k]
+        else:
+            rec[7][k] = payload_val
+    p = d / "s.fadlog"
+    w = LogWriter(str(p), h)
+    for x in recs:
+        w.append(x)
+    w.close(r.trailer or {})
+    good.unlink()
+    return p
+
+
+@FUZZ
+@given(header_key=st.sampled_from([None, "scenario", "seed", "max_events", "strategy"]),
+       header_val=VALUE, rec_i=st.integers(0, 40), drop=st.booleans(), payload_val=VALUE,
+       cmd=st.sampled_from(["replay", "show", "state", "minimize"]))
+def test_fuzz_crc_valid_logs(tmp_path_factory, capsys, corpus, header_key, header_val, rec_i,
+                             drop, payload_val, cmd):
+    d = tmp_path_factory.mktemp("slog")
+    try:
+        p = _rewrite(corpus["log"], d, header_key, header_val, rec_i, drop, payload_val)
+    except (ValueError, TypeError, OverflowError):
+        return  # the writer itself refuses what msgpack cannot hold
+    before = files_under(d)
+    args = {"replay": ["replay", p], "show": ["show", p, "--format", "jsonl"],
+            "state": ["state", p, "--at", "3"], "minimize": ["minimize", p, "-o", d / "m.fadlog"]}[cmd]
+    code, err = bounded(lambda: run_cli(capsys, *args))
+    assert code in EXIT_CODES, err
+    assert "internal error" not in err, err
+    assert files_under(d) - before <= {"m.fadlog"}
+
+
 @FUZZ
 @given(edits=EDITS, cut=CUT, kind=st.sampled_from(["kdump", "elf"]))
 def test_fuzz_dump_files(tmp_path_factory, capsys, corpus, edits, cut, kind):
@@ -178,16 +227,18 @@ def test_fuzz_dump_files(tmp_path_factory, capsys, corpus, edits, cut, kind):
     assert files_under(d) == {"vmcore"}
 
 
-ARGS = st.lists(st.sampled_from([
-    "run", "replay", "show", "state", "diff", "explore", "minimize", "inspect", "--seed",
-    "18446744073709551616", "-1", "7", "--strategy", "random", "pct", "bogus", "--log",
-    "x.fadlog", "in.toml", "--dump-dir", "dd", "afile", "afile/sub", "--at", "99999",
-    "--format", "jsonl", "--schedules", "2", "--scheduler", "bogus://", "--out", "o",
-    "udev-reload-window", "rfc-v6-stroy", "/dev/zero", "--json", "-q", "--depth", "0"]),
-    min_size=1, max_size=6)
+OPTIONS = st.sampled_from([
+    ["--seed", "18446744073709551616"], ["--seed", "-1"], ["--seed", "7"],
+    ["--strategy", "random"], ["--strategy", "bogus"], ["--log", "x.fadlog"],
+    ["--log", "in.toml"], ["--log", "afile/sub.fadlog"], ["--dump-dir", "dd"],
+    ["--dump-dir", "afile"], ["--dump-dir", "afile/sub"], ["--json"], ["-q"], ["--depth", "0"],
+    ["in.toml"], ["/dev/zero"], ["rfc-v6-stroy"], ["x.fadlog"]])
+ARGS = st.builds(lambda cmd, opts: [cmd] + [a for o in opts for a in o],
+                 st.sampled_from(["run", "run", "run", "replay", "show", "state", "inspect"]),
+                 st.lists(OPTIONS, max_size=3))
 
 
-@settings(max_examples=30, derandomize=True, deadline=None, database=None,
+@settings(max_examples=40, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 @given(args=ARGS)
 def test_fuzz_cli_arguments(tmp_path_factory, capsys, args):
