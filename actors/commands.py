@@ -68,12 +68,13 @@ def _kernel_command(actor: str, prog: str, argv: list[str], text: str) -> dict[s
         if len(argv) != 4 or argv[2] != ">":
             raise CommandError(f"expected 'echo VALUE > FILE', got {text!r}")
         value, path = argv[1], argv[3]
+        # the path is kept: whether it exists is the kernel's business (actors/kernel/sysfs.py)
         if path in REGISTERED:
-            return {"prog": "write", "file": "registered", "value": value}
+            return {"prog": "write", "file": "registered", "value": value, "path": path}
         if path in RELEASE_MEM:
-            return {"prog": "write", "file": "release_mem", "value": value}
+            return {"prog": "write", "file": "release_mem", "value": value, "path": path}
         if path == SYSRQ:
-            return {"prog": "write", "file": "sysrq", "value": value}
+            return {"prog": "write", "file": "sysrq", "value": value, "path": path}
         raise CommandError(f"cannot write {path!r} (writable: {REGISTERED[0]}, "
                            f"{RELEASE_MEM[0]}, {SYSRQ})")
     if prog == "cat":
@@ -81,11 +82,11 @@ def _kernel_command(actor: str, prog: str, argv: list[str], text: str) -> dict[s
             raise CommandError(f"expected 'cat FILE', got {text!r}")
         path = argv[1]
         if path in REGISTERED:
-            return {"prog": "cat", "file": "registered"}
+            return {"prog": "cat", "file": "registered", "path": path}
         if path in ENABLED:
-            return {"prog": "cat", "file": "enabled"}
+            return {"prog": "cat", "file": "enabled", "path": path}
         if path == REGION:
-            return {"prog": "cat", "file": "region"}
+            return {"prog": "cat", "file": "region", "path": path}
         if path == VMCORE:
             raise CommandError("cat /proc/vmcore would print the whole dump; use cp or makedumpfile")
         raise CommandError(f"cannot read {path!r}")

@@ -1,9 +1,16 @@
 """The memory hotplug manager: drmgr, the pseries DLPAR sequence, and udev.
 
 Owns the DLPAR operation (which LMBs it has taken, which are in transit) and the
-kdump-utils udev rule. It drives the kernel one step per event and never reads
+udev rule (actors/udev.py). It drives the kernel one step per event and never reads
 kernel state: it asks. DLPAR holds the kernel's device-hotplug lock for the whole
 operation and does not take fadump_mutex, as in the 2018 kernel.
+
+Everything here runs on the production kernel (the pseries DLPAR code in the kernel,
+drmgr, udev, systemd and kdumpctl in its userspace), so it dies with it: the kernel
+makes the RTAS calls that assign or release an LMB (they travel kernel -> firmware,
+on the channel os-term uses, so none reaches firmware after the crash) and, when it
+crashes, sends `hp.crashed`; from then on this actor ends every operation and
+handles nothing.
 """
 from __future__ import annotations
 
@@ -11,26 +18,36 @@ from typing import Any, Generator
 
 from fadumpsim.actors import errno
 from fadumpsim.actors.commands import parse_command
-from fadumpsim.actors.ops import Call, OpActor, Step
+from fadumpsim.actors.ops import Call, OpActor
+from fadumpsim.actors.udev import UdevConfig, make_rule
 from fadumpsim.events.envelope import Event
 
 DRC_BASE = 0x80000000
 PR = "pseries-hotplug-mem: "
-#: kdumpctl reload's initrd rebuild: steps and virtual time per step (ns)
-REBUILD_STEPS = ("mkdumprd: collect modules", "mkdumprd: dracut --hostonly", "mkdumprd: install initrd")
-REBUILD_STEP_NS = 2_000_000_000
 
 
 class Hotplug(OpActor):
     op_prefix = "h"
 
-    def __init__(self, name: str, machine: Any, udev_reload: bool = False) -> None:
+    def __init__(self, name: str, machine: Any, udev: UdevConfig | None = None) -> None:
         super().__init__(name)
         self.machine = machine
-        self.udev_reload = udev_reload
         self.in_transit: list[int] = []   # LMBs between the kernel and firmware
         self.udev_log: list[list[Any]] = []
-        self.reloads = 0
+        self.udev = make_rule(self, udev or UdevConfig())
+        self.dead = False
+
+    def deliver(self, event: Event) -> None:
+        if self.dead:
+            return  # the kernel it ran on crashed: drmgr, udev and kdumpctl are gone
+        super().deliver(event)
+
+    def on_hp_crashed(self, ev: Event) -> None:
+        """The production kernel crashed: every DLPAR operation, the drmgr waiting on it,
+        and any kdump.service job end here, unanswered (their shells died too)."""
+        self.dead = True
+        self.ops.clear()
+        self.locks.clear()
 
     def printk(self, msg: str) -> None:
         self.send("kernel", "hp.printk", {"level": 6, "msg": PR + msg})
@@ -93,7 +110,7 @@ class Hotplug(OpActor):
             yield from self._unlock()
             return -errno.EINVAL
         for l in removed:
-            yield Call("firmware", "dlpar.release_drc", {"drc_index": DRC_BASE + l}, "dlpar.drc_result")
+            yield Call("kernel", "dlpar.release_drc", {"drc_index": DRC_BASE + l}, "dlpar.drc_result")
             self.in_transit.remove(l)
             self.printk(f"Memory at {l * self.machine.lmb_size:x} was hot-removed")
         yield from self._unlock()
@@ -114,16 +131,15 @@ class Hotplug(OpActor):
         self.printk(f"Attempting to hot-remove LMB, drc index {drc:x}")
         lmb = drc - DRC_BASE
         r = yield Call("kernel", "hp.is_removable", {"lmb": lmb, "exact": True}, "hp.removable")
-        if r["why"] == "no such LMB":
-            self.printk(f"Failed to find LMB, drc index {drc:x}")  # invalid index: -EINVAL
-            yield from self._unlock()
-            return -errno.EINVAL
+        # an index not in the drmem table is -EINVAL like a non-removable LMB, with the same
+        # message (2018 prints the base of the loop cursor, one past the table; we print
+        # the base the index names). There is no "Failed to find LMB" message.
         rc = -errno.EINVAL
         if r["removable"]:
             rc = yield from self._remove_lmb(lmb)
         base = lmb * self.machine.lmb_size
         if rc == 0:
-            yield Call("firmware", "dlpar.release_drc", {"drc_index": drc}, "dlpar.drc_result")
+            yield Call("kernel", "dlpar.release_drc", {"drc_index": drc}, "dlpar.drc_result")
             self.in_transit.remove(lmb)
             self.printk(f"Memory at {base:x} was hot-removed")
         else:
@@ -137,14 +153,13 @@ class Hotplug(OpActor):
         self.printk(f"Attempting to hot-add {n} LMB(s)")
         t = yield Call("kernel", "hp.lmbs", {}, "hp.lmb_table")
         free = [f + i for f, c, a in t["lmbs"] if not a for i in range(c)]
-        if len(free) < n:
-            self.printk(f"Not enough LMBs available ({len(free)} of {n}) to satisfy request")
+        if len(free) < n:  # 2018 add-by-count's pre-check fails silently
             yield from self._unlock()
             return -errno.EINVAL
         added: list[int] = []
         for lmb in free:
             self.in_transit.append(lmb)  # from here until the kernel has it
-            r = yield Call("firmware", "dlpar.acquire_drc", {"drc_index": DRC_BASE + lmb},
+            r = yield Call("kernel", "dlpar.acquire_drc", {"drc_index": DRC_BASE + lmb},
                            "dlpar.drc_result")
             if r["rc"]:
                 self.in_transit.remove(lmb)
@@ -159,7 +174,7 @@ class Hotplug(OpActor):
             for lmb in added:
                 rc = yield from self._remove_lmb(lmb)
                 if rc == 0:
-                    yield Call("firmware", "dlpar.release_drc", {"drc_index": DRC_BASE + lmb},
+                    yield Call("kernel", "dlpar.release_drc", {"drc_index": DRC_BASE + lmb},
                                "dlpar.drc_result")
                     self.in_transit.remove(lmb)
             yield from self._unlock()
@@ -170,30 +185,18 @@ class Hotplug(OpActor):
         yield from self._unlock()
         return 0
 
-    # -- udev -------------------------------------------------------------------------------------
+    # -- udev ---------------------------------------------------------------------------------------
     def on_uevent(self, ev: Event) -> None:
         p = ev.payload
         self.udev_log.append([ev.seq, f"memory{p['lmb']}: {p['action']}"])
-        if self.udev_reload:
-            self.reloads += 1
-            self.start_op("kdumpctl-reload", self.kdumpctl_reload(p["action"], p["lmb"]))
-
-    def kdumpctl_reload(self, action: str, lmb: int) -> Generator[Any, Any, None]:
-        """2018 kdump-utils rule: echo 0, rebuild the initrd (several steps), echo 1."""
-        r = yield Call("kernel", "hp.sysfs_write",
-                       {"path": "/sys/kernel/fadump_registered", "value": "0"}, "hp.sysfs_result")
-        self.udev_log.append([self._current.seq, f"kdumpctl: echo 0 -> {r['rc']}"])
-        for i, _what in enumerate(REBUILD_STEPS):
-            yield Step("udev.rebuild", {"step": i + 1}, delay=REBUILD_STEP_NS)
-        r = yield Call("kernel", "hp.sysfs_write",
-                       {"path": "/sys/kernel/fadump_registered", "value": "1"}, "hp.sysfs_result")
-        self.udev_log.append([self._current.seq, f"kdumpctl: echo 1 -> {r['rc']}"])
+        self.udev.on_uevent(p["action"], p["lmb"])
 
     def on_udev_rebuild(self, ev: Event) -> None:
         self.resume(ev)
 
     def snapshot(self) -> dict[str, Any]:
-        s = {"in_transit": list(self.in_transit), "udev_log": self.udev_log[-20:],
-             "reloads": self.reloads}
+        s = {"dead": self.dead, "in_transit": list(self.in_transit),
+             "udev_log": self.udev_log[-20:],
+             "udev": self.udev.snapshot()}
         s.update(self.ops_snapshot())
         return s

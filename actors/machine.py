@@ -20,6 +20,9 @@ MIN_LMB = 16 * MB
 MAX_CPUS = 2048
 MAX_NODES = 64  # the model's own cap, below the kernel's MAX_NUMNODES (256)
 RFC_PATCHES = ("zone-movable", "hole-message", "hotplug-protect")
+HOTPLUG_LOCK_WHAT_IF = ("what-if: registration takes the device-hotplug lock "
+                        "([kernel] hotplug_lock = true; no real kernel does: fadump_register_store() "
+                        "takes only fadump_mutex)")
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,15 @@ class KernelConfig:
     hotplug_lock: bool = False
     udev_reload: bool = False
     workload: dict[str, int] = field(default_factory=dict)
+
+    def what_ifs(self) -> list[str]:
+        """Counterfactual knobs this configuration turns on: behaviour no real kernel had.
+
+        Both the 2018 kernel and mainline take only fadump_mutex in fadump_register_store();
+        DLPAR takes the device-hotplug lock. `hotplug_lock = true` asks what would happen
+        if registration took it too.
+        """
+        return [HOTPLUG_LOCK_WHAT_IF] if self.hotplug_lock else []
 
     def has(self, patch: str) -> bool:
         """Is RFC patch `patch` applied in this kernel?"""

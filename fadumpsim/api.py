@@ -50,8 +50,14 @@ def explore(sc: Scenario | str, *args: Any, **kw: Any) -> _explore.ExploreResult
 
 
 def minimize(path: str, out: str | None = None, **kw: Any) -> _minimize.MinimizeResult:
-    """Shrink a failing log (see replay/minimize.py)."""
-    return _minimize.minimize(path, factory, out, **kw)
+    """Shrink a failing log (see replay/minimize.py); constraints told in kernel terms."""
+    from fadumpsim.explain import constraint_text
+    res = _minimize.minimize(path, factory, out, **kw)
+    for c in res.constraints:
+        c.text = constraint_text(res.records, c.before_seq, c.after_seq)
+    if res.constraints:
+        res.story = [c.text for c in res.constraints]
+    return res
 
 
 def live_run(sc: Scenario | str, path: str, **kw: Any) -> Any:

@@ -84,6 +84,10 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
         trace: str | None) -> None:
     """Run one scenario (a .toml file or a built-in name; default: rfc-v6-story).
 
+    A scenario with `[kernel] hotplug_lock = true` is a counterfactual (what-if:
+    registration takes the device-hotplug lock; no real kernel does): the verdict
+    says so.
+
     \b
     Example:
       fadumpsim run hotplug-protect-registered --log /tmp/x.fadlog
@@ -103,7 +107,8 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
         raise InputError(str(e)) from None
     if log_path and path.exists():
         click.echo(f"fadumpsim: note: replacing existing log {path}", err=True)
-    strat = make_strategy(strategy, seed, depth=depth, steps=steps)
+    from fadumpsim.sim import scheduled
+    strat = scheduled(sc, make_strategy(strategy, seed, depth=depth, steps=steps))
     try:
         res = record(sc, str(path), seed=seed, strategy=strat, dump_dir=dump_dir,
                      observers=observers)
@@ -113,7 +118,10 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
         raise InputError(host_error_text(res.host_errors[0], dump_dir) +
                          f" (while writing the dump; the log {path} is complete)")
     if as_json:
-        click.echo(json.dumps(res.to_json(), indent=2))
+        from fadumpsim.render import explained_violations
+        out = res.to_json()
+        out["violations"] = explained_violations(res)
+        click.echo(json.dumps(out, indent=2))
     else:
         print_run(res, quiet=quiet, color=_is_tty())
     sys.exit(EXIT_OK if res.ok else EXIT_FAIL)
@@ -221,35 +229,40 @@ def show(log: str, fmt: str) -> None:
 @click.argument("log_a", type=click.Path(dir_okay=False))
 @click.argument("log_b", type=click.Path(dir_okay=False))
 @click.option("--context", type=click.IntRange(0), default=3, show_default=True,
-              help="Matching events to show before the first difference.")
+              help="Events of A to show before the first difference in outcome.")
 def diff(log_a: str, log_b: str, context: int) -> None:
-    """The first event where two runs part, with both sides (exit 1 when they differ)."""
-    from fadumpsim.render import timeline_text
+    """How two runs differ, aligned by causal identity (exit 1 when they differ).
+
+    Deliveries are matched by sender, channel sequence and cause, not by position:
+    the report lists the ordering decisions the runs made differently and the
+    first delivery that exists in only one run or carries a different payload.
+    """
+    from fadumpsim.difflog import compare, diff_lines
+    from fadumpsim.events.logfile import LogFormatError, LogReader
     ha, ra, ea = _read(log_a)
     hb, rb, eb = _read(log_b)
     if ha.get("scenario") != hb.get("scenario"):
         click.echo("note: the two logs hold different scenarios", err=True)
-    n = min(len(ra), len(rb))
-    i = next((k for k in range(n) if ra[k] != rb[k]), None)
-    if i is None and len(ra) == len(rb):
+    tr = []
+    for p in (log_a, log_b):
+        try:
+            rd = LogReader(p)
+            rd.records()
+            tr.append(rd.trailer)
+        except LogFormatError:
+            tr.append(None)
+    d = compare(ra, rb)
+    if d.identical:
         click.echo(f"no difference: both runs have the same {len(ra)} events")
-        for e, name in ((ea, log_a), (eb, log_b)):
+        for e in (ea, eb):
             if e is not None:
                 raise InputError(str(e))
         sys.exit(EXIT_OK)
-    if i is None:
-        i = n
-    click.echo(f"the runs part at event #{i + 1}")
-    for line in timeline_text(ra[max(0, i - context):i]):
-        click.echo(f"  = {line}")
-    click.echo(f"  A {next(iter(timeline_text([ra[i]])), '') if i < len(ra) else '(log A ends)'}")
-    click.echo(f"  B {next(iter(timeline_text([rb[i]])), '') if i < len(rb) else '(log B ends)'}")
-    if i < len(ra) and i < len(rb):
-        fa, fb = ra[i], rb[i]
-        names = ("seq", "time", "src", "dst", "type", "cause", "chan_seq", "payload")
-        for k, (x, y) in enumerate(zip(fa, fb)):
-            if x != y:
-                click.echo(f"    {names[k]}: A={x!r}  B={y!r}")
+    for name, p, h, r, t in (("A", log_a, ha, ra, tr[0]), ("B", log_b, hb, rb, tr[1])):
+        click.echo(f"{name}: {p}: {h.get('scenario', {}).get('name', '?')}, {len(r)} events"
+                   + (f", {t.get('outcome')}" if t else ""))
+    for line in diff_lines(ra, rb, d, (tr[0], tr[1]), context=context):
+        click.echo(line)
     sys.exit(EXIT_FAIL)
 
 
@@ -257,12 +270,20 @@ def diff(log_a: str, log_b: str, context: int) -> None:
 @click.argument("log", type=click.Path(dir_okay=False))
 @click.option("--at", "at", type=int, required=True, help="Event seq (0 = before the first).")
 @click.option("--actor", help="Only this actor (firmware, kernel, hotplug, capture or a script).")
+@click.option("--changed", is_flag=True, help="Only what event N changed (versus N-1).")
 @click.option("--json", "as_json", is_flag=True)
-def state(log: str, at: int, actor: str | None, as_json: bool) -> None:
-    """Every actor's state (or one actor's) right after event N of LOG."""
+def state(log: str, at: int, actor: str | None, changed: bool, as_json: bool) -> None:
+    """Every actor's state (or one actor's) right after event N of LOG.
+
+    Addresses and sizes in hex; the memory map as runs of LMBs with firmware
+    assignment, zone, memblock reservations, the fadump reserved area, the
+    boot-memory area and what firmware's registration covers.
+    """
     from fadumpsim.events.logfile import LogFormatError
     from fadumpsim.api import load, state_at
+    from fadumpsim.memmap import map_lines, memory_map
     from fadumpsim.replay.runtime import Divergence
+    from fadumpsim.statefmt import change_lines, changes, value_lines
     regular_file(log)
     try:
         lg = load(log)
@@ -270,24 +291,82 @@ def state(log: str, at: int, actor: str | None, as_json: bool) -> None:
         raise InputError(str(e)) from None
     if not 0 <= at <= len(lg.records):
         raise InputError(f"{log}: --at {at} is outside 0..{len(lg.records)}")
+    if changed and at == 0:
+        raise InputError(f"{log}: --changed needs --at 1 or later (event 0 changes nothing)")
     try:
         snaps = state_at(log, at)
+        prev = state_at(log, at - 1) if changed else None
     except Divergence as d:
         click.echo(_divergence_text(d), err=True)
         sys.exit(EXIT_DIVERGED)
-    if actor is not None:
-        if actor not in snaps:
-            raise InputError(f"{log}: no actor named {actor!r} (actors: {', '.join(snaps)})")
-        snaps = {actor: snaps[actor]}
+    if actor is not None and actor not in snaps:
+        raise InputError(f"{log}: no actor named {actor!r} (actors: {', '.join(snaps)})")
+    lmb = lg.scenario.machine.lmb_size
+    rows = memory_map(snaps, lmb)
+    names = [actor] if actor is not None else list(snaps)
+    diffs = {n: changes(prev[n], snaps[n]) for n in names} if prev is not None else None
     if as_json:
-        click.echo(json.dumps({"at": at, "actors": snaps}, indent=2, default=str))
+        out: dict[str, Any] = {"at": at, "actors": {n: snaps[n] for n in names},
+                               "memory_map": [r.to_json() for r in rows]}
+        if diffs is not None:
+            out["changed"] = {n: [{"key": k, "before": a, "after": b} for k, a, b in d]
+                              for n, d in diffs.items() if d}
+        click.echo(json.dumps(out, indent=2, default=str))
         return
     ev = lg.records[at - 1] if at else None
-    click.echo(f"# state right after event #{at}" + (f": {ev[2]} -> {ev[3]} {ev[4]}" if ev else " (start)"))
-    for name, snap in snaps.items():
-        click.echo(f"[{name}]")
-        for k, v in snap.items():
-            click.echo(f"  {k}: {json.dumps(v, default=str)}")
+    from fadumpsim.render import describe
+    click.echo(f"# state right after event #{at}" + (
+        f": {ev[2]} -> {ev[3]} {describe(ev[4], ev[7])}" if ev else " (start)"))
+    if diffs is not None:
+        for n, d in diffs.items():
+            if d:
+                click.echo(f"[{n}] changed by #{at}:")
+                for k, a, b in d:
+                    for line in change_lines(k, a, b):
+                        click.echo(line)
+        if not any(diffs.values()):
+            click.echo(f"event #{at} changed no actor state" + (f" of {actor}" if actor else ""))
+    else:
+        for n in names:
+            click.echo(f"[{n}]")
+            for k, v in snaps[n].items():
+                for line in value_lines(k, v):
+                    click.echo(line)
+    if actor in (None, "firmware", "kernel", "capture") and rows and \
+            (diffs is None or any(diffs.get(n) for n in ("firmware", "kernel", "capture"))):
+        which = "capture kernel" if snaps.get("capture", {}).get("booted") else "kernel"
+        click.echo(f"memory map ({which}, LMB size {lmb >> 20}MB):")
+        for line in map_lines(rows):
+            click.echo(line)
+
+
+@cli.command()
+@click.argument("log", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="HTML file to write (default: LOG's stem + .html beside it).")
+@click.option("--no-minimize", is_flag=True, help="Skip the minimized story (faster).")
+def report(log: str, out: str | None, no_minimize: bool) -> None:
+    """One self-contained HTML page about the run in LOG (works offline, no JavaScript):
+    verdict and why, the minimized story, an SVG sequence diagram, the memory map over
+    time, the transcript and the kernel log."""
+    from fadumpsim.events.logfile import LogFormatError
+    from fadumpsim.replay.runtime import Divergence
+    from fadumpsim.report import run_report
+    if out is None:
+        p = Path(log)
+        out = str(p.with_name((p.name[:-len(".fadlog")] if p.name.endswith(".fadlog")
+                               else p.stem) + ".html"))
+    if not Path(out).resolve().parent.is_dir():
+        raise InputError(f"{out}: directory {Path(out).parent} does not exist")
+    try:
+        text = run_report(log, minimize=not no_minimize)
+    except LogFormatError as e:
+        raise InputError(str(e)) from None
+    except Divergence as d:
+        click.echo(_divergence_text(d), err=True)
+        sys.exit(EXIT_DIVERGED)
+    Path(out).write_text(text, encoding="utf-8")
+    click.echo(f"written: {out}")
 
 
 def _register_optional() -> None:

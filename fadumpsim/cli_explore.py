@@ -76,9 +76,12 @@ class _Bar:
                    "anything else is a scheduler address (tcp://host:8786). Dask ships work "
                    "as pickles: only connect to a scheduler you trust.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the summary.")
+@click.option("--report", "report_out", type=click.Path(dir_okay=False), default=None,
+              help="Also write one self-contained HTML page: every failure group with its "
+                   "minimized story and sequence diagram.")
 def explore_cmd(scenario: str, strategy: str, schedules: int, seed: int, workers: int, out: str,
                 as_json: bool, depth: int, steps: int | None, preemption_bound: int | None,
-                scheduler: str | None, quiet: bool) -> None:
+                scheduler: str | None, quiet: bool, report_out: str | None) -> None:
     """Search orderings of SCENARIO for invariant or expectation failures.
 
     SCENARIO is a .toml file or a built-in scenario name. Each distinct failure is
@@ -104,6 +107,9 @@ def explore_cmd(scenario: str, strategy: str, schedules: int, seed: int, workers
         _input_error(str(e))
         return
     from fadumpsim.api import explore
+    from pathlib import Path
+    if report_out is not None and not Path(report_out).resolve().parent.is_dir():
+        _input_error(f"{report_out}: directory {Path(report_out).parent} does not exist")
     show_bar = not quiet and not as_json and sys.stderr.isatty()
     label = f"{strategy} {sc.name}"
     kw: dict[str, Any] = dict(strategy=strategy, schedules=schedules, seed=seed, workers=workers,
@@ -123,9 +129,16 @@ def explore_cmd(scenario: str, strategy: str, schedules: int, seed: int, workers
             _input_error(f"dask scheduler {scheduler}: {e}")
         _input_error(f"{out}: {e}")
         return
+    if report_out is not None:
+        from fadumpsim.report import explore_report
+        Path(report_out).write_text(explore_report(res), encoding="utf-8")
     if as_json:
-        click.echo(json.dumps(res.to_json(), indent=2, default=str))
+        d = res.to_json()
+        d["report"] = report_out
+        click.echo(json.dumps(d, indent=2, default=str))
     else:
+        if report_out is not None:
+            click.echo(f"report: {report_out}")
         for line in res.summary_lines():
             click.echo(line)
         if res.failures:
@@ -139,19 +152,30 @@ def explore_cmd(scenario: str, strategy: str, schedules: int, seed: int, workers
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Where to write the minimized log (default: LOG's stem + .min.fadlog; an "
                    "existing file is never overwritten: a free name is picked).")
+@click.option("--scenario", "scenario_out", type=click.Path(dir_okay=False), default=None,
+              help="Also write a regression scenario that forces the found order "
+                   "([schedule]); it fails while the bug exists, passes once fixed.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def minimize_cmd(log: str, out: str | None, as_json: bool) -> None:
-    """Shrink the failing run in LOG to the fewest deviations from FIFO order.
+def minimize_cmd(log: str, out: str | None, scenario_out: str | None, as_json: bool) -> None:
+    """Shrink the failing run in LOG to the few orderings the failure needs.
 
-    The minimized run fails the same way (same invariant or expectation key) and is
-    written as a replayable log. Prints the story: the few "A happened before B"
-    decisions that make it fail. Exit 0: minimized; 1: LOG does not fail (nothing
-    to minimize); 2: bad input.
+    Finds a minimal set of "A before B" constraints between deliveries of
+    independent causal chains: FIFO order under them fails the same way, and
+    reversing any one of them (checked by running) makes the failure go away.
+    Writes the minimized run as a replayable log and prints the constraints in
+    kernel terms. Exit 0: minimized; 1: LOG does not fail (nothing to minimize);
+    2: bad input.
     """
+    from pathlib import Path
     from fadumpsim.events.logfile import LogFormatError
     from fadumpsim.scenario import ScenarioError
     from fadumpsim.api import minimize
     from fadumpsim.replay.minimize import MinimizeError
+    if scenario_out is not None:
+        if Path(scenario_out).exists():
+            _input_error(f"{scenario_out}: already exists (not overwritten)")
+        if not Path(scenario_out).resolve().parent.is_dir():
+            _input_error(f"{scenario_out}: directory {Path(scenario_out).parent} does not exist")
     try:
         res = minimize(log, out)
     except (LogFormatError, ScenarioError, MinimizeError) as e:
@@ -160,8 +184,16 @@ def minimize_cmd(log: str, out: str | None, as_json: bool) -> None:
     except OSError as e:
         _input_error(f"{log}: {e}")
         return
+    pinned = None
+    if scenario_out is not None and res.failed:
+        from fadumpsim.api import load
+        from fadumpsim.pin import write_pinned
+        write_pinned(scenario_out, load(log).header["scenario"], res, log)
+        pinned = scenario_out
     if as_json:
-        click.echo(json.dumps(res.to_json(), indent=2, default=str))
+        d = res.to_json()
+        d["scenario"] = pinned
+        click.echo(json.dumps(d, indent=2, default=str))
         sys.exit(EXIT_OK if res.failed else EXIT_FAIL)
     if not res.failed:
         click.echo(f"{log}: the run passes (no invariant or expectation fails): nothing to "
@@ -170,11 +202,19 @@ def minimize_cmd(log: str, out: str | None, as_json: bool) -> None:
     click.echo(f"failure: {res.key}: {res.message}")
     click.echo(f"original: {res.original_events} events, {res.original_deviations} deviation(s) "
                f"from FIFO order")
-    click.echo(f"minimized: {res.events} events, {len(res.deviations)} deviation(s) "
-               f"({res.runs} candidate runs)")
-    click.echo("story:")
-    for line in res.story:
-        click.echo(f"  {line}")
+    click.echo(f"minimized: {res.events} events, {len(res.constraints)} ordering constraint(s), "
+               f"{len(res.deviations)} deviation(s) from FIFO ({res.runs} candidate runs)")
+    if res.constraints:
+        click.echo("the failure needs (reversing any one makes it go away):")
+        for i, c in enumerate(res.constraints, 1):
+            mark = "" if c.necessary else f"  (reversed alone it still {c.flipped})"
+            click.echo(f"  {i}. {c.text}{mark}")
+    else:
+        click.echo("story:")
+        for line in res.story:
+            click.echo(f"  {line}")
     click.echo(f"written: {res.out}" + ("" if res.reproduced else
                                        "  (WARNING: re-recording did not reproduce the failure)"))
+    if pinned:
+        click.echo(f"regression scenario: {pinned} (pytest {pinned} fails while the bug exists)")
     sys.exit(EXIT_OK)

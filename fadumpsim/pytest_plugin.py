@@ -16,7 +16,6 @@ command that re-runs it.
 from __future__ import annotations
 
 import fnmatch
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,14 +32,6 @@ def pytest_addoption(parser: Any) -> None:
                        "files to collect as tests, e.g. scenarios/*.toml")
 
 
-def _named_on_command_line(config: Any, file_path: Path) -> bool:
-    for arg in config.args:
-        p = Path(str(arg).split("::", 1)[0])
-        if p.suffix == ".toml" and p.exists() and os.path.samefile(p, file_path):
-            return True
-    return False
-
-
 def _opted_in(config: Any, file_path: Path) -> bool:
     try:
         rel = file_path.resolve().relative_to(Path(config.rootpath).resolve()).as_posix()
@@ -53,9 +44,20 @@ def pytest_collect_file(parent: Any, file_path: Path) -> Any:
     if file_path.suffix != ".toml" or file_path.name == "pyproject.toml":
         return None
     config = parent.config
-    if _opted_in(config, file_path) or _named_on_command_line(config, file_path):
+    if _opted_in(config, file_path) or _named(parent, file_path):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
+
+
+def _named(parent: Any, file_path: Path) -> bool:
+    """The file was named on the command line (`pytest pinned.toml`, e.g. a regression
+    scenario written by `fadumpsim minimize --scenario`), wherever it lives."""
+    root = Path(parent.config.invocation_params.dir)
+    for a in parent.config.args:
+        p = Path(a.split("::")[0])
+        if (p if p.is_absolute() else root / p).resolve() == file_path.resolve():
+            return True
+    return False
 
 
 class ScenarioFile(pytest.File):
@@ -84,7 +86,9 @@ class ScenarioItem(pytest.Item):
             shutil.rmtree(where, ignore_errors=True)
             raise
         if not res.ok:
-            raise ScenarioFailed("\n".join([*verdict_lines(res),  # ends with "log: PATH"
+            from fadumpsim.events.logfile import LogReader
+            recs = LogReader(str(log)).records()  # the verdict explains from the events
+            raise ScenarioFailed("\n".join([*verdict_lines(res, recs),  # ends with "log: PATH"
                                             f"replay it: fadumpsim replay {log}"]))
         shutil.rmtree(where, ignore_errors=True)
 

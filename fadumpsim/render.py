@@ -10,52 +10,7 @@ import math
 from typing import Any, Iterable
 
 
-RTAS_CMDS = {1: "REGISTER", 2: "UNREGISTER", 3: "INVALIDATE"}
-DRC_BASE = 0x80000000
-
-
-def summarize_payload(typ: str, p: dict[str, Any], width: int = 90) -> str:
-    """The fields of an event a kernel engineer looks for, short enough for one line."""
-    if typ == "cmd.run":
-        return repr(p["command"])
-    if typ == "cmd.result":
-        out = (p["stdout"] or p["stderr"]).strip().splitlines()
-        return f"exit={p['exit']} {out[0][:50]!r}" if out else f"exit={p['exit']}"
-    if typ == "script.done":
-        return f"{p['script']} finished"
-    if typ == "rtas.configure_kernel_dump":
-        return f"op={p['op']} cmd={RTAS_CMDS.get(p['cmd'], p['cmd'])}"
-    if typ == "rtas.return":
-        return f"op={p['op']} status={p['status']}"
-    if typ == "fw.boot":
-        kd = "ibm,kernel-dump" if p["dt"].get("kernel_dump") else "no dump"
-        return f"boot={p['boot']} {kd}"
-    if typ == "rtas.os_term":
-        return f"crash on cpu {p['crash']['cpu']}, {len(p['ram']['extents'])} RAM extents"
-    if typ == "hp.sysfs_write":
-        return f"'echo {p['value']} > {p['path']}' op={p['op']}"
-    if typ == "uevent":
-        return f"memory{p['lmb']} {p['action']}"
-    if typ == "udev.rebuild":
-        return f"initrd rebuild step {p['step']} op={p['op']}"
-    if typ == "hp.printk":
-        return repr(p["msg"][:width])
-    if typ.startswith("dlpar.") and "drc_index" in p:
-        rc = f" rc={p['rc']}" if "rc" in p else ""
-        return f"LMB {p['drc_index'] - DRC_BASE} (drc index {p['drc_index']:#x}){rc} op={p['op']}"
-    parts = []
-    for k, v in p.items():
-        if isinstance(v, (dict, list)):
-            v = f"<{len(v)}>"
-        parts.append(f"{k}={v}")
-    s = " ".join(parts)
-    return s if len(s) <= width else s[: width - 3] + "..."
-
-
-def describe(typ: str, p: dict[str, Any]) -> str:
-    """Event type and its key fields, for stories and divergence reports."""
-    detail = summarize_payload(typ, p)
-    return f"{typ} {detail}" if detail else typ
+from fadumpsim.eventtext import DRC_BASE, RTAS_CMDS, describe, summarize_payload  # noqa: F401
 
 
 def timeline_text(records: Iterable[list[Any]]) -> Iterable[str]:
@@ -127,13 +82,35 @@ def transcript_lines(res: Any) -> list[str]:
     return out
 
 
-def verdict_lines(res: Any) -> list[str]:
+def run_records(res: Any) -> list[list[Any]] | None:
+    """The delivered records of a finished run, read back from its log (None without one)."""
+    if not getattr(res, "log", None):
+        return None
+    from fadumpsim.events.logfile import LogFormatError, LogReader
+    try:
+        return LogReader(res.log).records()
+    except (LogFormatError, OSError):
+        return None
+
+
+def explained_violations(res: Any, records: list[list[Any]] | None = None) -> list[dict[str, Any]]:
+    """res.violations, each with "because" and "explanation" when the records are known."""
+    recs = records if records is not None else run_records(res)
+    if not recs:
+        return list(res.violations)
+    from fadumpsim.explain import explain_all
+    return explain_all(res.violations, recs)
+
+
+def verdict_lines(res: Any, records: list[list[Any]] | None = None) -> list[str]:
     d = res.dump
     out = [f"== verdict: {'PASS' if res.ok else 'FAIL'} ({res.scenario.name}, seed {res.seed}, "
            f"{res.strategy}, {res.events} events)"]
     out.append(f"dump: {d['status']}; kernel pages lost {d['kernel_pages_lost']}, "
                f"user pages lost {d['user_pages_lost']}; fadump_registered at crash/end: "
                f"{int(res.registered)}; MemTotal after boot {res.memtotal_mb} MB")
+    for w in res.scenario.kernel.what_ifs():
+        out.append(f"  {w}")
     if "level" in d:
         out.append(f"  at dump level {d['level']}: kernel pages {d['kernel_pages_captured']}/"
                    f"{d['kernel_pages_expected']} captured, user pages {d['user_pages_captured']}/"
@@ -144,9 +121,11 @@ def verdict_lines(res: Any) -> list[str]:
     if not res.violations:
         out.append("  invariants: dump-armed, kernel-data-captured, reserved-area-intact, accounting: ok")
     allowed = set(res.scenario.expect.get("violations", []))
-    for v in res.violations:
+    for v in explained_violations(res, records) if res.violations else []:
         mark = "expected" if v["invariant"] in allowed else "FAIL"
         out.append(f"  [{mark}] invariant {v['invariant']} (event #{v['seq']}): {v['message']}")
+        for b in v.get("because", []):
+            out.append(f"      because #{b['seq']}: {b['text']}")
     if res.failure:
         out.append(f"  [FAIL] simulator: {res.failure}")
     if res.log:
@@ -173,12 +152,15 @@ def print_run(res: Any, *, quiet: bool = False, color: bool = False) -> None:
         tab.add_column("")
         d = res.dump
         tab.add_row("dump", "", f"{d['status']} (kernel lost {d['kernel_pages_lost']}, user lost {d['user_pages_lost']})", "")
+        for w in res.scenario.kernel.what_ifs():
+            tab.add_row("what-if", "", w.removeprefix("what-if: "), "[yellow]counterfactual[/]")
         for e in res.expectations:
             tab.add_row(f"expect {e['key']}", repr(e["expected"]), repr(e["actual"]),
                         "[green]ok[/]" if e["ok"] else "[red]FAIL[/]")
         allowed = set(res.scenario.expect.get("violations", []))
-        for v in res.violations:
-            tab.add_row(f"invariant {v['invariant']}", f"event #{v['seq']}", v["message"],
+        for v in explained_violations(res) if res.violations else []:
+            why = "".join(f"\n  because #{b['seq']}: {b['text']}" for b in v.get("because", []))
+            tab.add_row(f"invariant {v['invariant']}", f"event #{v['seq']}", v["message"] + why,
                         "[yellow]expected[/]" if v["invariant"] in allowed else "[red]FAIL[/]")
         if not res.violations:
             tab.add_row("invariants", "", "all four hold", "[green]ok[/]")

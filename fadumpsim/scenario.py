@@ -20,17 +20,21 @@ from typing import Any
 from fadumpsim.actors.commands import ACTORS, CommandError, parse_command
 from fadumpsim.actors.machine import PROFILES, RFC_PATCHES, KernelConfig, Machine
 from fadumpsim.actors.sizes import SizeError, parse_size
+from fadumpsim.actors.udev import UdevConfig, resolve as resolve_udev_rule
 
 TOP_KEYS = ("name", "description", "profile", "machine", "kernel", "workload", "hotplug",
-            "script", "expect")
+            "script", "expect", "schedule")
 MACHINE_KEYS = ("memory", "max_memory", "lmb_size", "page_size", "rma_size", "cpus", "nodes",
                 "unassigned")
 KERNEL_KEYS = ("cmdline", "revert", "hotplug_lock")
 WORKLOAD_KEYS = ("kernel", "user", "cache")
-HOTPLUG_KEYS = ("udev_reload",)
+HOTPLUG_KEYS = ("udev_reload", "udev_rule", "initrd_stale", "kdumpctl_start_ms")
 SCRIPT_KEYS = ("name", "actor", "after", "run")
 EXPECT_KEYS = ("dump", "registered", "kernel_pages_lost", "user_pages_lost", "log_contains",
                "log_lacks", "exit_codes", "memtotal_mb", "violations")
+SCHEDULE_KEYS = ("constraint",)
+CONSTRAINT_KEYS = ("before", "after", "text")
+ENDPOINT_KEYS = ("src", "dst", "type", "nth")
 DUMP_STATES = ("saved", "available", "none", "invalid", "incomplete", "no-crash")
 COMPARISON = re.compile(r"^\s*(==|!=|>=|<=|>|<)?\s*(\d+)\s*$")
 RESERVED_NAMES = set(ACTORS) | {"sim", "clock"}
@@ -54,6 +58,7 @@ class Scenario:
     source: str = "<scenario>"
     machine: Machine = field(init=False)
     kernel: KernelConfig = field(init=False)
+    udev: UdevConfig = field(init=False)
     scripts: list[ScriptSpec] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -66,6 +71,13 @@ class Scenario:
     @property
     def expect(self) -> dict[str, Any]:
         return self.data.get("expect", {})
+
+    @property
+    def schedule(self) -> list[Any]:
+        """The [schedule] constraints (replay.constraints.Constraint), in file order."""
+        from fadumpsim.replay.constraints import Constraint
+        return [Constraint.from_data(c)
+                for c in self.data.get("schedule", {}).get("constraint", [])]
 
     @classmethod
     def build(cls, name: str, **sections: Any) -> "Scenario":
@@ -126,11 +138,8 @@ def validate(sc: Scenario) -> None:
     cmdline = kt.get("cmdline", "fadump=on")
     if not isinstance(cmdline, str):
         raise _err(src, "[kernel] cmdline", "must be a string")
-    for word in cmdline.split():
-        if word.startswith("crashkernel="):
-            val = word.split("=", 1)[1].split("@", 1)[0]
-            if ":" not in val:
-                _size(src, "[kernel] cmdline crashkernel", val)
+    # the command line is the kernel's to judge: an unknown parameter goes to init, a
+    # malformed crashkernel= is a kernel warning and no crashkernel (actors/kernel/sizing.py)
     revert = kt.get("revert", [])
     if not isinstance(revert, list) or any(r not in RFC_PATCHES for r in revert):
         raise _err(src, "[kernel] revert", f"must be a list of {', '.join(RFC_PATCHES)}; got {revert!r}")
@@ -143,15 +152,68 @@ def validate(sc: Scenario) -> None:
     wt = _check_keys(src, d.get("workload", {}), WORKLOAD_KEYS, "[workload]")
     workload = {k: _size(src, f"[workload] {k}", v) for k, v in wt.items()}
     ht = _check_keys(src, d.get("hotplug", {}), HOTPLUG_KEYS, "[hotplug]")
-    udev = ht.get("udev_reload", False)
-    if not isinstance(udev, bool):
-        raise _err(src, "[hotplug] udev_reload", "must be true or false")
+    sc.udev = _udev(src, ht, profile)
 
     sc.machine = machine
     sc.kernel = KernelConfig(profile=profile, cmdline=cmdline, revert=tuple(revert),
-                             hotplug_lock=hl, udev_reload=udev, workload=workload)
+                             hotplug_lock=hl, udev_reload=sc.udev.rule != "none",
+                             workload=workload)
     sc.scripts = _scripts(src, d.get("script", []))
     _expect(src, d.get("expect", {}), {s.name for s in sc.scripts})
+    _schedule(src, d.get("schedule", {}), {s.name for s in sc.scripts})
+
+
+def _schedule(src: str, t: Any, scripts: set[str]) -> None:
+    """[schedule]: [[schedule.constraint]] tables of before/after deliveries, each named
+    {src, dst, type, nth}: "the nth `type` message src sent to dst"."""
+    from fadumpsim.events import types
+    _check_keys(src, t, SCHEDULE_KEYS, "[schedule]")
+    cs = t.get("constraint", [])
+    if not isinstance(cs, list):
+        raise _err(src, "[schedule] constraint", "must be an array of tables "
+                   "([[schedule.constraint]])")
+    names = scripts | set(ACTORS) | {"sim"}
+    for i, c in enumerate(cs):
+        where = f"[[schedule.constraint]] #{i + 1}"
+        _check_keys(src, c, CONSTRAINT_KEYS, where)
+        if "text" in c and not isinstance(c["text"], str):
+            raise _err(src, f"{where} text", "must be a string")
+        for side in ("before", "after"):
+            if side not in c:
+                raise _err(src, where, f"required: {side} = {{ src, dst, type, nth }}")
+            e = _check_keys(src, c[side], ENDPOINT_KEYS, f"{where} {side}")
+            for k in ("src", "dst", "type"):
+                if not isinstance(e.get(k), str):
+                    raise _err(src, f"{where} {side}", f"required: {k} (a string)")
+            for k in ("src", "dst"):
+                if e[k] not in names:
+                    raise _err(src, f"{where} {side} {k}", f"no actor or script named {e[k]!r}")
+            if not types.known(e["type"]):
+                raise _err(src, f"{where} {side} type", f"unknown event type {e['type']!r}")
+            nth = e.get("nth", 1)
+            if isinstance(nth, bool) or not isinstance(nth, int) or nth < 1:
+                raise _err(src, f"{where} {side} nth", f"must be an integer >= 1, got {nth!r}")
+        key = [tuple(c[s].get(k, 1) for k in ENDPOINT_KEYS) for s in ("before", "after")]
+        if key[0] == key[1]:
+            raise _err(src, where, "before and after name the same delivery")
+
+
+def _udev(src: str, ht: dict[str, Any], profile: str) -> UdevConfig:
+    """[hotplug]: which udev rule runs (actors/udev.py) and kdumpctl start's knobs."""
+    for k in ("udev_reload", "initrd_stale"):
+        if k in ht and not isinstance(ht[k], bool):
+            raise _err(src, f"[hotplug] {k}", "must be true or false")
+    rule = ht.get("udev_rule")
+    if rule is not None and not isinstance(rule, str):
+        raise _err(src, "[hotplug] udev_rule", "must be a string")
+    try:
+        name = resolve_udev_rule(profile, ht.get("udev_reload"), rule)
+    except ValueError as e:
+        raise _err(src, "[hotplug] udev_rule", str(e)) from None
+    ms = ht.get("kdumpctl_start_ms")
+    if ms is not None and (isinstance(ms, bool) or not isinstance(ms, int) or ms < 0):
+        raise _err(src, "[hotplug] kdumpctl_start_ms", f"must be a non-negative integer, got {ms!r}")
+    return UdevConfig(rule=name, initrd_stale=ht.get("initrd_stale", False), start_ms=ms)
 
 
 def _scripts(src: str, raw: Any) -> list[ScriptSpec]:

@@ -20,7 +20,7 @@ from fadumpsim.invariants import Checker
 from fadumpsim.scenario import Scenario
 from fadumpsim.verdict import judge
 from fadumpsim.replay.runtime import ActorFailure, Scheduler
-from fadumpsim.replay.strategies import Channel, Strategy, make_strategy
+from fadumpsim.replay.strategies import Channel, FifoStrategy, Strategy, make_strategy
 
 ACTOR_NAMES = ("firmware", "kernel", "hotplug", "capture")
 DEFAULT_MAX_EVENTS = 200_000
@@ -86,7 +86,7 @@ def build(sc: Scenario, sched: Scheduler, dump_dir: str | None = None) -> None:
     sched.spawn(Firmware, "firmware", sc.machine, sc.kernel.cmdline, by_actor["firmware"])
     sched.spawn(Kernel, "kernel", sc.machine, sc.kernel,
                 by_actor["kernel"] + by_actor["hotplug"], None)
-    sched.spawn(Hotplug, "hotplug", sc.machine, sc.kernel.udev_reload)
+    sched.spawn(Hotplug, "hotplug", sc.machine, sc.udev)
     sched.spawn(Kernel, "capture", sc.machine, sc.kernel, by_actor["capture"], dump_dir)
     for s in sc.scripts:
         sched.spawn(Script, s.name, s.actor, list(s.run), list(s.after), dependents[s.name])
@@ -94,11 +94,21 @@ def build(sc: Scenario, sched: Scheduler, dump_dir: str | None = None) -> None:
     sched.inject("firmware", "sim.power_on", {})
 
 
+def scheduled(sc: Scenario, strategy: str | Strategy) -> str | Strategy:
+    """FIFO order under the scenario's [schedule] constraints (a pinned failure written by
+    `minimize --scenario`) when it asks for FIFO; any other strategy is left alone."""
+    if sc.schedule and (strategy == "fifo" or type(strategy) is FifoStrategy):
+        from fadumpsim.replay.constraints import ConstraintStrategy
+        return ConstraintStrategy(sc.schedule)
+    return strategy
+
+
 def run(sc: Scenario, *, seed: int = 0, strategy: str | Strategy = "fifo",
         sink: Callable[[list], None] | None = None, dump_dir: str | None = None,
         observers: Sequence[Callable[[Scheduler, Event], None]] = (),
         on_deliver: Callable[[Event, Sequence[Channel]], None] | None = None,
         max_events: int = DEFAULT_MAX_EVENTS, keep_sched: bool = False) -> RunResult:
+    strategy = scheduled(sc, strategy)
     strat = make_strategy(strategy, seed) if isinstance(strategy, str) else strategy
     checker = Checker()
     sched = Scheduler(strat, sink=sink, observers=[checker, *observers], max_events=max_events)

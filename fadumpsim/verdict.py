@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fadumpsim.actors.kernel.crash import LEVEL_BIT, page_class_for_dump
+from fadumpsim.actors.kernel.crash import dump_action, not_dumped
 from fadumpsim.actors.pagemap import PageMap
 
 
@@ -29,17 +29,20 @@ def page_counts(truth: PageMap, kept: list[list[Any]], level: int, ps: int) -> d
         dump.assign(a, b, k, t, base)
     out = {f"{k}_pages_{w}": 0 for k in ("kernel", "user") for w in ("expected", "captured", "lost")}
     for s, e, k, t, b in truth.all():
-        if k not in ("kernel", "user"):
-            continue
-        if level & LEVEL_BIT.get(page_class_for_dump(k, t), 0):
+        if not_dumped(k, t):
+            continue  # the fadump area (by design) and memory beyond mem= are never dumped
+        keep, cls = dump_action(k, t, level)
+        if cls not in ("kernel", "user"):
+            continue  # kernel pages are makedumpfile's "kernel data": reserved ones too
+        if not keep:
             continue  # filtered out on purpose: not lost
         good = 0
         for ds, de, dk, dt, db in dump.pieces(s, e):
             if dt == t and db == b + (ds - s) // ps:
                 good += de - ds
-        out[f"{k}_pages_expected"] += (e - s) // ps
-        out[f"{k}_pages_captured"] += good // ps
-        out[f"{k}_pages_lost"] += (e - s - good) // ps
+        out[f"{cls}_pages_expected"] += (e - s) // ps
+        out[f"{cls}_pages_captured"] += good // ps
+        out[f"{cls}_pages_lost"] += (e - s - good) // ps
     return out
 
 

@@ -193,7 +193,7 @@ class Recorder:
         self.causes.append(ev.cause)
         self.objs.append(self.objects.of(ev.dst, ev.type, ev.payload))
         if self.pairs is not None:
-            self.pairs(ev.dst, ev.type)
+            self.pairs(ev.dst, ev.type, ev.cause, ev.src)
 
 
 # -- race analysis --------------------------------------------------------------------------

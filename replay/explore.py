@@ -208,7 +208,8 @@ class ExploreResult:
         gaps = sorted(self.coverage.gaps(),
                       key=lambda g: (g[0] not in self.actor_names, g))
         lines.append(f"ordering coverage: {len(self.coverage.both())} type pair(s) seen in both "
-                     f"orders, {len(gaps)} in one order only")
+                     f"orders, {len(gaps)} gap(s) (could reorder, seen in one order only), "
+                     f"{len(self.coverage.causal())} never reorder (one causes the other)")
         for g in gaps[:12]:
             lines.append(f"  {describe_gap(g)}")
         if len(gaps) > 12:
@@ -227,7 +228,7 @@ def sample_task(factory: SystemFactory, data: dict[str, Any], source: str, strat
         strat = RandomStrategy(s) if strategy == "random" else PctStrategy(s, depth, steps)
         pairs = PairRecorder()
         res = system.run(seed=s, strategy=strat,
-                      on_deliver=lambda ev, _c, p=pairs: p(ev.dst, ev.type))
+                      on_deliver=lambda ev, _c, p=pairs: p(ev.dst, ev.type, ev.cause, ev.src))
         f = failure_of(res)
         out.append(Execution(None, f is None, f, res.events,
                              list(res.trace) if f is not None else None,

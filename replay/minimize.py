@@ -1,4 +1,19 @@
-"""Shrink a failing run to the fewest deviations from FIFO order that still fail.
+"""Shrink a failing run to the few orderings it needs.
+
+Two phases. First, the fewest *deviations* from FIFO order that still fail (below).
+Then, from that run, the *causal* phase (`causal_minimize`): a minimal set of
+happens-before constraints "A before B" between racing deliveries (same actor,
+neither causes the other; replay/causal.py) such that FIFO order under them
+(`ConstraintStrategy`, replay/constraints.py) fails exactly as the original (same
+failure key and signature: a candidate failing in another way is rejected) and
+every constraint holds. Start: the run's races, one per (delivery, other incoming
+channel). Shrink: ddmin, then single removals to a fixpoint; then each constraint's
+A is moved as early as the failure allows ("after the echo 0", not "after whatever
+followed it"). Each remaining constraint is reversed alone, by running, to record
+whether the failure needs it (`necessary`). The written `.min.fadlog` is FIFO under
+the constraints.
+
+Deviation phase:
 
 A *deviation* is a step where the delivered channel differs from the one
 FifoStrategy would pick given the same candidates and heads. FIFO is the natural
@@ -31,6 +46,9 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from fadumpsim.events.envelope import Event
+from fadumpsim.replay.causal import HappensBefore
+from fadumpsim.replay.constraints import (Constraint, ConstraintStrategy, DeliveryId,
+                                          delivery_ids, endpoint_data)
 from fadumpsim.replay.dpor import fifo_index
 from fadumpsim.replay.strategies import Channel, ForcedStrategy
 from fadumpsim.replay.system import RunOutcome, System, SystemFactory
@@ -141,6 +159,9 @@ class MinimizeResult:
     story: list[str] = field(default_factory=list)
     runs: int = 0
     reproduced: bool | None = None
+    signature: str = ""
+    constraints: list["FoundConstraint"] = field(default_factory=list)
+    records: list[list[Any]] = field(default_factory=list)   # the minimized run
 
     def to_json(self) -> dict[str, Any]:
         return {"log": self.log, "failed": self.failed, "failure": self.key,
@@ -150,6 +171,9 @@ class MinimizeResult:
                 "minimized": {"events": self.events, "deviations": len(self.deviations)},
                 "runs": self.runs, "story": self.story,
                 "deviations": [d.to_json() for d in self.deviations],
+                "constraints": [c.to_json() for c in self.constraints],
+                "constraint_signature": constraint_signature(self.constraints),
+                "signature": self.signature,
                 "reproduced": self.reproduced}
 
 
@@ -247,6 +271,176 @@ def story_lines(devs: Sequence[Deviation]) -> list[str]:
     return out
 
 
+# -- causal minimization: the few happens-before constraints the failure needs ----------------
+Target = tuple[str, str]   # (failure key, failure signature)
+
+
+@dataclass
+class FoundConstraint:
+    """One "A before B" the failure needs, located in the minimized run."""
+
+    constraint: Constraint
+    before_seq: int
+    after_seq: int
+    before_what: str
+    after_what: str
+    #: the run with this one constraint reversed (the others kept): how it ended
+    flipped: str = ""
+    #: reversing it makes the failure go away (checked by running)
+    necessary: bool = False
+    text: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        b = dict(endpoint_data(self.constraint.before), seq=self.before_seq,
+                 what=self.before_what)
+        a = dict(endpoint_data(self.constraint.after), seq=self.after_seq, what=self.after_what)
+        return {"before": b, "after": a, "text": self.text, "necessary": self.necessary,
+                "flipped": self.flipped}
+
+
+def _target(res: RunOutcome) -> Target | None:
+    from fadumpsim.replay.explore import failure_of
+    f = failure_of(res)
+    return (f[0], f[1]) if f is not None else None
+
+
+class _ConstraintShrinker:
+    """Runs candidate constraint sets; a candidate is good when every constraint holds
+    and the run fails exactly as the original (same key and signature)."""
+
+    def __init__(self, system: System, target: Target, max_runs: int) -> None:
+        self.system, self.target, self.max_runs = system, target, max_runs
+        self.runs = 0
+
+    def run(self, cs: Sequence[Constraint]) -> tuple[ConstraintStrategy, RunOutcome, list]:
+        self.runs += 1
+        strat = ConstraintStrategy(cs)
+        recs: list = []
+        res = self.system.run(strategy=strat, sink=recs.append)
+        return strat, res, recs
+
+    def good(self, cs: Sequence[Constraint]) -> bool:
+        if self.runs >= self.max_runs:
+            return False
+        strat, res, _ = self.run(cs)
+        return strat.satisfied() and _target(res) == self.target
+
+    def shrink(self, cs: list[Constraint]) -> list[Constraint]:
+        best = list(cs)
+        if best and self.good([]):
+            return []
+        n = 2
+        while len(best) >= 2 and self.runs < self.max_runs:       # ddmin
+            size = max(1, len(best) // n)
+            chunks = [best[i:i + size] for i in range(0, len(best), size)]
+            for k in range(len(chunks)):
+                cand = [c for j, ch in enumerate(chunks) if j != k for c in ch]
+                if self.good(cand):
+                    best, n = cand, max(n - 1, 2)
+                    break
+            else:
+                if n >= len(best):
+                    break
+                n = min(len(best), 2 * n)
+        changed = True
+        while changed and self.runs < self.max_runs:             # 1-minimal
+            changed = False
+            for k in range(len(best)):
+                if self.good(best[:k] + best[k + 1:]):
+                    best = best[:k] + best[k + 1:]
+                    changed = True
+                    break
+        return best
+
+    def weaken(self, cs: list[Constraint], records: Sequence[Sequence[Any]]) -> list[Constraint]:
+        """Move each constraint's A as early as the failure allows: "after the echo 0",
+        not "after whatever came after the echo 0" -- the weakest order that still fails."""
+        ids = delivery_ids(records)
+        pos = {d: i for i, d in enumerate(ids)}
+        hb = HappensBefore(records)
+        out = list(cs)
+        for k, c in enumerate(out):
+            a, b = pos.get(c.before), pos.get(c.after)
+            if a is None or b is None:
+                continue
+            for e in range(a):
+                if records[e][3] != records[b][3] or records[e][2] == records[b][2] \
+                        or hb.sent_after(e, b) or ids[e] in (x.before for x in out):
+                    continue
+                cand = out[:k] + [Constraint(ids[e], c.after)] + out[k + 1:]
+                if self.good(cand):
+                    out = cand
+                    break
+        return out
+
+
+def initial_constraints(records: Sequence[Sequence[Any]]) -> list[Constraint]:
+    """The races of a run as constraints that pin its ordering class: for every
+    delivery b and every other channel into b's actor, the latest earlier delivery
+    from that channel that b could have overtaken (earlier ones follow by FIFO)."""
+    hb = HappensBefore(records)
+    ids = delivery_ids(records)
+    latest: dict[tuple[int, str], int] = {}
+    for a, b in hb.races():
+        latest[(b, records[a][2])] = max(a, latest.get((b, records[a][2]), -1))
+    return [Constraint(ids[a], ids[b]) for (b, _s), a in sorted(latest.items(),
+                                                                 key=lambda x: (x[0][0], x[1]))]
+
+
+def constraint_signature(result: Any) -> str:
+    """A stable text key of the orderings a failure needs (for grouping failures by their
+    cause): sorted "src>dst:type#nth<src>dst:type#nth" items joined by ';'. `result` is a
+    MinimizeResult, or a list of FoundConstraint / Constraint; "" when none is needed."""
+    def name(e: DeliveryId) -> str:
+        return f"{e[0]}>{e[1]}:{e[2]}#{e[3]}"
+    constraints = getattr(result, "constraints", result)
+    items = []
+    for c in constraints:
+        c = getattr(c, "constraint", c)
+        items.append(f"{name(c.before)}<{name(c.after)}")
+    return ";".join(sorted(items))
+
+
+def causal_minimize(system: System, records: Sequence[Sequence[Any]], target: Target, *,
+                    max_runs: int = 2000
+                    ) -> tuple[list[FoundConstraint], list[list[Any]], RunOutcome | None, int]:
+    """The fewest "A before B" constraints between racing deliveries of `records`
+    (a run failing as `target`) under which FIFO order still fails the same way.
+
+    Returns (constraints located in the minimized run, its records, its outcome,
+    candidate runs). Each constraint is then reversed alone, by running, to check
+    that the failure needs it (`necessary`). Empty when FIFO order itself fails.
+    """
+    sh = _ConstraintShrinker(system, target, max_runs)
+    c0 = initial_constraints(records)
+    if not sh.good(c0):
+        return [], [], None, sh.runs
+    best = sh.shrink(c0)
+    strat, res, recs = sh.run(best)
+    best = sh.weaken(best, recs)
+    strat, res, recs = sh.run(best)
+    ids = delivery_ids(recs)
+    pos = {d: i for i, d in enumerate(ids)}
+    out = []
+    for k, c in enumerate(best):
+        a, b = pos[c.before], pos[c.after]
+        fc = FoundConstraint(c, a + 1, b + 1, system.describe(recs[a][4], recs[a][7]),
+                             system.describe(recs[b][4], recs[b][7]))
+        fs, fres, _ = sh.run(best[:k] + [c.flipped()] + best[k + 1:])
+        t = _target(fres)
+        fc.necessary = t != target
+        fc.flipped = ("passes" if t is None else
+                      f"fails the same way ({t[0]})" if t == target else f"fails as {t[0]} ({t[1]})")
+        if not fs.holds(c.flipped()):
+            gone = [e for e in (c.before, c.after) if e not in fs.delivered]
+            fc.flipped += (f" (then {gone[0][0]}->{gone[0][1]} {gone[0][2]} #{gone[0][3]} never "
+                           "happened)" if gone else " (the reversed order could not be forced)")
+        fc.text = (f"{recs[b][3]} handled {fc.after_what} from {recs[b][2]} (#{b + 1}) after "
+                   f"{fc.before_what} from {recs[a][2]} (#{a + 1})")
+        out.append(fc)
+    return out, recs, res, sh.runs
+
+
 def minimize(path: str, factory: SystemFactory, out: str | None = None, *,
              max_runs: int = 5000) -> MinimizeResult:
     """Minimize the failing log at `path` (see the module docstring)."""
@@ -266,6 +460,7 @@ def minimize(path: str, factory: SystemFactory, out: str | None = None, *,
     if f is None:
         return result
     result.key, result.message = f[0], f[5]
+    result.signature = f[1]
     system = lg.system
     order = [(r[2], r[3]) for r in lg.records]
     probe = DeviationStrategy(forced=order, describe=system.describe)
@@ -281,12 +476,30 @@ def minimize(path: str, factory: SystemFactory, out: str | None = None, *,
     if bstrat is None:
         bstrat, bres = strat, fres
     result.runs = sh.runs
+    # causal phase, from the run with the fewest deviations (shorter, fewer races)
+    drecs: list = []
+    dres = system.run(strategy=DeviationStrategy([(d.fwd, d.over) for d in bstrat.devs]),
+                      sink=drecs.append)
+    target = (f[0], f[1])
+    if _target(dres) != target:        # the deviation phase kept only the key
+        drecs = lg.records
+    found, crecs, cres, cruns = causal_minimize(system, drecs, target,
+                                                max_runs=max(1, max_runs - sh.runs))
+    result.runs += cruns
+    result.constraints = found
+    if cres is not None:
+        # the minimized run is FIFO under the constraints: measure its deviations
+        probe = DeviationStrategy(forced=[(r[2], r[3]) for r in crecs], describe=system.describe)
+        system.run(strategy=probe)
+        bstrat, trace, result.events = probe, [(r[2], r[3]) for r in crecs], cres.events
+        result.records = crecs
+    else:
+        trace, result.events = bres.trace, bres.events
     result.deviations = bstrat.devs
-    result.events = bres.events
-    result.story = story_lines(bstrat.devs) or [
+    result.story = [c.text for c in found] or story_lines(bstrat.devs) or [
         "no deviation needed: the FIFO (natural) order itself fails this way"]
     dest = unused_path(out if out is not None else default_out(path), first=2)
-    rec = record(system, dest, seed=lg.header.get("seed", 0), strategy=ForcedStrategy(bres.trace))
+    rec = record(system, dest, seed=lg.header.get("seed", 0), strategy=ForcedStrategy(trace))
     result.out = dest
     result.reproduced = result.key in _keys(rec)
     return result

@@ -125,7 +125,6 @@ BAD = [
     ('name = "x"\n[machine]\nmemory = "8G"\nlmb_size = "100M"', "lmb_size"),
     ('name = "x"\nprofile = "future"', "unknown profile"),
     ('name = "x"\n[kernel]\nrevert = ["everything"]', "[kernel] revert"),
-    ('name = "x"\n[kernel]\ncmdline = "crashkernel=lots"', "crashkernel"),
     ('name = "x"\n[workload]\nuser = "-1G"', "[workload] user"),
     ('name = "x"\n[[script]]\nname = "a"\nactor = "bmc"\nrun = ["ls"]', "unknown actor 'bmc'"),
     ('name = "x"\n[[script]]\nname = "a"\nactor = "kernel"\nrun = ["rm -rf /"]', "unknown command 'rm'"),
@@ -169,3 +168,15 @@ def test_not_a_log(tmp_path):
     f.write_text("hello")
     r = fad("replay", f)
     assert r.returncode == 2 and "not a fadumpsim event log" in r.stderr
+
+
+def test_counterfactual_is_labelled_in_verdict_and_help(tmp_path):
+    from click.testing import CliRunner
+    from fadumpsim.cli import cli
+    r = CliRunner().invoke(cli, ["run", "hotplug-lock-registration", "--quiet",
+                                 "--log", str(tmp_path / "a.fadlog")])
+    assert "what-if: registration takes the device-hotplug lock" in r.output
+    r = CliRunner().invoke(cli, ["run", "rfc-v6-story", "--quiet", "--log", str(tmp_path / "b.fadlog")])
+    assert "what-if" not in r.output
+    h = CliRunner().invoke(cli, ["run", "--help"])
+    assert "what-if" in h.output and "hotplug_lock" in h.output

@@ -173,9 +173,14 @@ def test_udev_reload_window_found_replayed_and_minimized(tmp_path):
     assert "dump-armed" in keys(rnd)
     exh = explore(sc, "exhaustive", schedules=400, out=str(tmp_path / "exh"))
     assert "dump-armed" in keys(exh)             # bounded by the number of schedules
-    pb = explore(sc, "exhaustive", schedules=2000, preemption_bound=1)
-    assert pb.complete and "dump-armed" in keys(pb)   # complete within 1 preemption
-    assert "within the preemption bound 1" in pb.complete_text()
+    # the hot-add's RTAS calls are the kernel's (hotplug -> kernel -> firmware), so the
+    # crash script's commands race two more kernel deliveries than when drmgr talked to
+    # firmware directly: the window needs 3 preemptions (1 before DLPAR died with its kernel)
+    pb = explore(sc, "exhaustive", schedules=2000, preemption_bound=3)
+    assert pb.complete and "dump-armed" in keys(pb)   # complete within 3 preemptions
+    assert "within the preemption bound 3" in pb.complete_text()
+    pb2 = explore(sc, "exhaustive", schedules=2000, preemption_bound=2)
+    assert pb2.complete and "dump-armed" not in keys(pb2)
     g = next(f for f in exh.failures if f.invariant == "dump-armed")
     assert Path(g.log).name == "dump-armed-1.fadlog" and g.reproduced
     res, lg = replay(g.log)                      # the saved log replays to the same failure
@@ -206,7 +211,10 @@ def test_udev_reload_window_found_replayed_and_minimized(tmp_path):
 
 def test_pct_reports_its_guarantee():
     sc = udev(0)
-    r = explore(sc, "pct", schedules=200, seed=1, pct_depth=3)
+    # DLPAR and the udev restart die with the crashed kernel, so runs where the crash comes
+    # early (FIFO and most probes: 20 events) are shorter than those where it lands in the
+    # window (43): the estimated k would put every change point before the window. Give k.
+    r = explore(sc, "pct", schedules=200, seed=1, pct_depth=3, pct_steps=45)
     p = r.pct
     assert p["per_run"] == pytest.approx(PctStrategy.guarantee(p["channels"], p["steps"], 3))
     assert p["cumulative"] == pytest.approx(1 - (1 - p["per_run"]) ** 200)
@@ -285,9 +293,11 @@ def test_ordering_coverage_pairs_and_gaps():
     assert cov.gaps() == [("k", "a", "c")]
     cov.add(run_pairs([("k", "c"), ("k", "a")]))
     assert cov.gaps() == [] and cov.both() == [("k", "a", "c")]
-    # in the two-script scenario the kernel sees cmd.run and fw.boot in one order only
+    # in the two-script scenario the kernel sees cmd.run and fw.boot in one order only: the
+    # boot causes the script's command, so that is no gap (issue 13: coverage without noise)
     r = explore(two_scripts(1), "exhaustive", schedules=10)
-    assert ("kernel", "fw.boot", "cmd.run") in r.coverage.gaps()
+    assert ("kernel", "fw.boot", "cmd.run") in r.coverage.causal()
+    assert ("kernel", "fw.boot", "cmd.run") not in r.coverage.gaps()
 
 
 # -- CLI -----------------------------------------------------------------------------------------------------

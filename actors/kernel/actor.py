@@ -9,13 +9,14 @@ from typing import Any, Generator
 
 from fadumpsim.actors import errno
 from fadumpsim.actors.commands import parse_command
-from fadumpsim.actors.kernel import shell
+from fadumpsim.actors.kernel import shell, sysfs
 from fadumpsim.actors.kernel.crash import CrashMixin
 from fadumpsim.actors.kernel.dlpar import DlparMixin
 from fadumpsim.actors.kernel.fadump import FadumpMixin
 from fadumpsim.actors.kernel.fwdump import FwDump
-from fadumpsim.actors.kernel.mm import (BOOT_MISC, KERNEL_IMAGE, RTAS_SIZE, STRUCT_PAGE_SIZE, KernelMM,
-                              OutOfMemory)
+from fadumpsim.actors.kernel.sizing import parse_cmdline
+from fadumpsim.actors.kernel.mm import (BOOT_MISC, KERNEL_IMAGE, MEM_LIMIT_TAG, RTAS_SIZE,
+                                        STRUCT_PAGE_SIZE, KernelMM, OutOfMemory)
 from fadumpsim.actors.machine import KernelConfig, Machine
 from fadumpsim.actors.ops import OpActor
 from fadumpsim.actors.pagemap import PageMap
@@ -51,6 +52,11 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         self.pending_cmds: list[Event] = []
         #: host I/O errors while writing --dump-dir files (never part of the simulation)
         self.host_errors: list[OSError] = []
+        #: fadump_init_files() created fadump_release_mem (fadump enabled, dump active at boot)
+        self.release_mem_created = False
+        self.params = parse_cmdline(cfg.cmdline, 0)
+        self.memory_limit = 0          # mem= (page aligned), raised by fadump_reserve_mem
+        self._cmdline_warned = False
 
     def deliver(self, event: Event) -> None:
         """A crashed kernel handles nothing: events to it are delivered (and logged) but die."""
@@ -82,6 +88,10 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         fw.dump_active = fw.fdm_active is not None
         self.printk(f"Linux version 4.18.0-fadumpsim ({self.cfg.profile}) #1 SMP")
         self.printk(f"Kernel command line: {self.cfg.cmdline}")
+        # early params: fadump=, fadump_reserve_mem=, mem=; crashkernel= is parsed where it
+        # is used; anything else (fadumb=on) is not the kernel's and goes to init
+        self.params = parse_cmdline(self.cfg.cmdline, 0)
+        self.memory_limit = self.params.memory_limit
         if fw.dump_active:
             self.oldmem = PageMap.from_list(m.page_size, p["ram"]["extents"])
             self.blobs = {a: b for a, _size, b in p["ram"]["blobs"]}
@@ -90,16 +100,22 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         mm.boot_reserve_other(m.rma_size - RTAS_SIZE, m.rma_size, "rtas")
         mm.boot_reserve_kernel(m.rma_size - RTAS_SIZE - BOOT_MISC, m.rma_size - RTAS_SIZE,
                                "kernel:paca")
-        self.fadump_reserve_mem()
+        self.params = parse_cmdline(self.cfg.cmdline, mm.phys_mem_size())
+        if not self.fadump_reserve_mem() and not fw.dump_active:
+            self.print_cmdline_warnings()  # reserve_crashkernel() parses crashkernel= too
+        if self.memory_limit:
+            mm.enforce_memory_limit(self.memory_limit)
         # memmap: one struct page per page, per node, top-down from the node's end
         for nid in range(m.nodes):
             lo, hi = m.node_range(nid)
-            present = mm.pages.covered(lo, hi)
+            present = sum(min(e, hi) - max(s, lo) for s, e in mm.memory_regions()
+                          if s < hi and lo < e)
             size = present // m.page_size * STRUCT_PAGE_SIZE
             size = max(m.page_size, (size + m.page_size - 1) // m.page_size * m.page_size)
             at = mm.memblock_alloc_top_down(size, lo, hi)
             mm.boot_reserve_kernel(at, at + size, f"kernel:memmap{nid}")
         self.fadump_init_reserved_mem()
+        self.release_mem_created = fw.fadump_enabled and fw.dump_active
         self.printk(f"Memory: {mm.managed_bytes() >> 10}K/{mm.phys_mem_size() >> 10}K available")
         self.memtotal_after_boot = mm.managed_bytes()
         if fw.dump_active:
@@ -120,6 +136,13 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
             self.on_cmd_run(ev)
         self.pending_cmds.clear()
 
+    def print_cmdline_warnings(self) -> None:
+        """parse_crashkernel()'s pr_warn lines (kernel/crash_core.c has no pr_fmt), once."""
+        if not self._cmdline_warned:
+            self._cmdline_warned = True
+            for line in self.params.messages:
+                self.printk(line)
+
     # -- commands ------------------------------------------------------------------------------------
     def reply(self, ev: Event, stdout: str = "", stderr: str = "", exit: int = 0) -> None:
         self.send(ev.src, "cmd.result", {"index": ev.payload["index"], "stdout": stdout,
@@ -134,7 +157,7 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         if prog == "write":
             self.sysfs_write(ev, cmd)
         elif prog == "cat":
-            self.sysfs_read(ev, cmd["file"])
+            self.sysfs_read(ev, cmd["file"], cmd["path"])
         elif prog == "free":
             self.reply(ev, shell.free_m(self.mm.meminfo()))
         elif prog == "lsmem":
@@ -161,8 +184,18 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
             n = self.mm.free(cmd["klass"], cmd["size"])
             self.reply(ev, f"freed {n >> 20}MB of {cmd['klass']} memory\n")
 
-    def sysfs_read(self, ev: Event, f: str) -> None:
+    def sysfs_file_exists(self, f: str, path: str) -> bool:
+        """Does this profile's kernel, as booted, have `path` (actors/kernel/sysfs.py)?"""
+        if f == "region":  # debugfs powerpc/fadump_region: created with the sysfs files
+            return self.fw.fadump_enabled
+        return sysfs.exists(self.cfg.profile, path, enabled=self.fw.fadump_enabled,
+                            release_mem_created=self.release_mem_created)
+
+    def sysfs_read(self, ev: Event, f: str, path: str) -> None:
         fw = self.fw
+        if not self.sysfs_file_exists(f, path):
+            self.reply(ev, "", sysfs.missing_read_error(path), 1)
+            return
         if f == "registered":
             self.reply(ev, f"{int(fw.dump_registered)}\n")
         elif f == "enabled":
@@ -174,9 +207,7 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
                                                fw.reserve_dump_area_start))
 
     def sysfs_write(self, ev: Event, cmd: dict[str, Any]) -> None:
-        f, value = cmd["file"], cmd["value"]
-        path = {"registered": "/sys/kernel/fadump_registered",
-                "release_mem": "/sys/kernel/fadump_release_mem"}.get(f, "/proc/sysrq-trigger")
+        f, value, path = cmd["file"], cmd["value"], cmd["path"]
         if f == "sysrq":
             if value == "c":
                 self.sysrq_crash(cpu=self.scripts.index(ev.src) % self.machine.cpus
@@ -188,12 +219,16 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         def fail(rc: int) -> None:
             self.reply(ev, "", f"bash: echo: write error: {errno.strerror(rc)}\n", 1)
 
+        if not self.sysfs_file_exists(f, path):
+            self.reply(ev, "", sysfs.missing_write_error(path), 1)
+            return
         if f == "release_mem":
+            # fadump_release_memory_store() (2018): the file stays after a release, and
+            # a write when no dump is active any more is -EPERM; then only buf[0] counts
             if not self.fw.dump_active:
-                # the attribute only exists while a dump is active; sysfs refuses O_CREAT
-                self.reply(ev, "", f"bash: {path}: Permission denied\n", 1)
+                fail(-errno.EPERM)
                 return
-            if value != "1":
+            if value[:1] != "1":
                 fail(-errno.EINVAL)
                 return
 
@@ -204,7 +239,7 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
             return
 
         def store() -> Generator[Any, Any, None]:
-            rc = yield from self.fadump_register_store(value)
+            rc = yield from self.fadump_register_store(value + "\n")  # echo adds the newline
             if rc < 0:
                 fail(rc)
             else:
@@ -223,6 +258,8 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
             if not self.drmem[lmb]:
                 continue
             s, e = self.lmb_range(lmb)
+            if all(t == MEM_LIMIT_TAG for _a, _b, _k, t, _base in mm.pages.pieces(s, e)):
+                continue  # wholly beyond mem=: never added as a memory block
             classes = mm.lmb_classes(s, e)
             zones = sorted({mm.zone_of(a) for a, _b, *_ in mm.pages.pieces(s, e)},
                            key=["Normal", "Movable"].index)
@@ -251,6 +288,11 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         }
         snap.update(self.ops_snapshot())
         return snap
+
+    def makedumpfile_stats(self, saved: dict[str, Any]) -> Any:
+        """makedumpfile's counters for `saved`: those of the file it writes (no host file)."""
+        from fadumpsim.actors.kernel.dumpwriter import dump_stats
+        return dump_stats(self, saved)
 
     def write_dump_file(self, saved: dict[str, Any]) -> None:
         """Write the saved dump under --dump-dir (a host side effect; no output depends on it)."""

@@ -11,9 +11,13 @@ from typing import Any
 from fadumpsim.actors.kernel.fwdump import (CPU_STATE_DATA, CRASH_INFO_MAGIC, ERROR_FLAG, REAL_MODE_REGION,
                                   section)
 from fadumpsim.actors import errno
+from fadumpsim.actors.kernel.mm import MEM_LIMIT_TAG
 
 #: dump-level bit of each page class makedumpfile can exclude
 LEVEL_BIT = {"zero": 1, "cache": 2, "cache_private": 4, "user": 8, "free": 16}
+#: profile -> does its makedumpfile print "Offline pages" (makedumpfile 1.6.5, 2018-11-22)?
+#: The 2018 profiles' does not; a later profile adds itself here.
+MAKEDUMPFILE_OFFLINE_LINE: dict[str, bool] = {"rfc-v6": False, "classic": False}
 
 
 def crash_regs(cpu: int) -> list[int]:
@@ -28,12 +32,32 @@ def crash_regs(cpu: int) -> list[int]:
 
 
 def page_class_for_dump(klass: str, tag: str) -> str:
-    """How makedumpfile classifies an old-kernel page from its struct page."""
-    if klass in ("user", "cache", "cache_private"):
+    """How makedumpfile classifies an old-kernel page from its struct page (flags).
+
+    A free page is free whether or not it was ever used (never-used memory sits in the
+    buddy allocator: -d 16 excludes it); kernel data, reserved and offlined pages are
+    never excluded. Zero *content* is judged afterwards (dump_action).
+    """
+    if klass in ("user", "cache", "cache_private", "free"):
         return klass
-    if klass == "free":
-        return "zero" if not tag else "free"
-    return "kernel"  # kernel data, reserved, offline: never excluded
+    return "kernel"
+
+
+def not_dumped(klass: str, tag: str) -> bool:
+    """Memory no dump ever holds: the fadump reserved area (excluded from the crash
+    ranges by design) and memory beyond mem= (not memblock memory)."""
+    return klass == "reserved" and (tag.startswith("fadump:") or tag == MEM_LIMIT_TAG)
+
+
+def dump_action(klass: str, tag: str, level: int) -> tuple[bool, str]:
+    """(kept, counter) for a page at dump level `level`, exactly as the dump-file writer
+    decides (fadumpsim.dumpfile.classify_extent): flags first, then zero content (bit 1)."""
+    cls = page_class_for_dump(klass, tag)
+    if cls != "kernel" and level & LEVEL_BIT[cls]:
+        return False, cls
+    if not tag and level & LEVEL_BIT["zero"]:
+        return False, "zero"
+    return True, cls
 
 
 class CrashMixin:
@@ -51,6 +75,8 @@ class CrashMixin:
             hdr["online"] = list(range(self.machine.cpus))
             hdr["time"] = self.now
         self.crashed = True
+        if self.name == "kernel":  # DLPAR, drmgr, udev and kdumpctl die with this kernel
+            self.send("hotplug", "hp.crashed", {})
         self.crash_truth = self.mm.pages.copy()
         self.send("firmware", "rtas.os_term", {
             "ram": {"extents": self.mm.pages.to_list(),
@@ -110,9 +136,9 @@ class CrashMixin:
             for a, b, k, t, base in ld["extents"]:
                 unreadable += a - pos
                 pos = b
-                cls = page_class_for_dump(k, t)
-                if level & LEVEL_BIT.get(cls, 0):
-                    excluded[cls] = excluded.get(cls, 0) + b - a
+                keep, counter = dump_action(k, t, level)
+                if not keep:
+                    excluded[counter] = excluded.get(counter, 0) + b - a
                     continue
                 kept.append([a, b, k, t, base])
             unreadable += ld["end"] - pos
@@ -154,33 +180,16 @@ class CrashMixin:
         self.dump_status = "saved"
         self.write_dump_file(saved)  # host file only with --dump-dir: never changes the output
         if cmd["prog"] == "makedumpfile":
-            out = makedumpfile_output(simulated_stats(saved, self.vmcore, ps))
+            # the stats of the very file makedumpfile writes (computed without writing it,
+            # so the output never depends on --dump-dir): "Write bytes" is its size
+            stats = self.makedumpfile_stats(saved)
+            out = makedumpfile_output(stats, MAKEDUMPFILE_OFFLINE_LINE.get(self.cfg.profile, True))
         return out, err, 0
 
 
-def simulated_stats(saved: dict[str, Any], vmcore: dict[str, Any], ps: int) -> Any:
-    """makedumpfile's counters, from the simulation alone.
-
-    The command's output must not depend on whether --dump-dir writes a host file (the
-    log would then differ between a run and its replay), so "Write bytes" is the size of
-    the kept pages uncompressed, not what a host file happened to take.
-    """
-    from fadumpsim.dumpfile import WriteStats
-    loads = vmcore["loads"]
-    total = sum(ld["end"] - ld["start"] for ld in loads) // ps
-    excluded = {k: v // ps for k, v in saved["excluded"].items()}
-    if saved["unreadable"]:
-        excluded["offline"] = saved["unreadable"] // ps
-    kept = sum(b - a for a, b, *_ in saved["kept"]) // ps
-    return WriteStats(path=saved["path"], format=saved["format"], dump_level=saved["level"],
-                      compression=saved["compress"], page_size=ps,
-                      max_mapnr=max(ld["end"] for ld in loads) // ps, pages_total=total,
-                      pages_written=kept, pages_excluded=excluded, bytes_written=kept * ps)
-
-
-def makedumpfile_output(stats: Any) -> str:
+def makedumpfile_output(stats: Any, offline_line: bool) -> str:
     """What makedumpfile prints on success (the report names the path in the capture kernel)."""
     from fadumpsim.dumpfile import makedumpfile_report
     lines = ["Copying data                                      : [100.0 %] |", ""]
-    lines += makedumpfile_report(stats)
+    lines += makedumpfile_report(stats, offline_line=offline_line)
     return "\n".join(lines) + "\n"

@@ -121,9 +121,9 @@ class DlparMixin:
                         break
             finally:
                 mm.isolated.remove((s, e))
-        if rc:
-            self.printk(f"memory offlining [mem {s:#010x}-{e - 1:#010x}] failed")
-        else:
+        # a failure's "memory offlining [mem ...] failed" is pr_debug in __offline_pages():
+        # not in a default dmesg, so not in this log
+        if not rc:
             mm.set_offline(s, e)
             self.send("hotplug", "uevent", {"action": "offline", "lmb": lmb})
         self.send(src, "hp.offlined", {"op": hp_op, "lmb": lmb, "rc": rc})
@@ -149,6 +149,16 @@ class DlparMixin:
         self.send("hotplug", "uevent", {"action": "online", "lmb": lmb})
         self.send(ev.src, "hp.done", {"op": ev.payload["op"], "lmb": lmb, "rc": 0})
 
+    # -- RTAS calls of dlpar_acquire_drc()/dlpar_release_drc(), made by the kernel ----------------
+    def on_dlpar_acquire_drc(self, ev: Any) -> None:
+        self.send("firmware", "dlpar.acquire_drc", dict(ev.payload))
+
+    def on_dlpar_release_drc(self, ev: Any) -> None:
+        self.send("firmware", "dlpar.release_drc", dict(ev.payload))
+
+    def on_dlpar_drc_result(self, ev: Any) -> None:
+        self.send("hotplug", "dlpar.drc_result", dict(ev.payload))
+
     def on_hp_lmbs(self, ev: Any) -> None:
         self.send(ev.src, "hp.lmb_table", {"op": ev.payload["op"], "lmbs": flag_runs(self.drmem)})
 
@@ -157,8 +167,13 @@ class DlparMixin:
         src = ev.src
 
         def write() -> Generator[Any, Any, None]:
-            rc = yield from self.fadump_register_store(p["value"])
+            rc = yield from self.fadump_register_store(p["value"] + "\n")  # kdumpctl's echo
             self.send(src, "hp.sysfs_result", {"op": p["op"], "rc": rc})
 
         self.start_op("fadump_register_store", write(), by="udev")
+
+    def on_hp_sysfs_read(self, ev: Any) -> None:
+        """kdumpctl's check_current_status: cat fadump_registered."""
+        self.send(ev.src, "hp.sysfs_value", {"op": ev.payload["op"],
+                                             "value": f"{int(self.fw.dump_registered)}\n"})
 

@@ -12,7 +12,7 @@ import posixpath
 from pathlib import Path
 from typing import Any
 
-from fadumpsim.actors.kernel.crash import crash_regs, page_class_for_dump
+from fadumpsim.actors.kernel.crash import crash_regs, not_dumped, page_class_for_dump
 
 OSRELEASE = "4.18.0-fadumpsim"
 SYMBOLS = {"swapper_pg_dir": 0xC000000001A10000, "init_task": 0xC000000001A40000,
@@ -26,9 +26,8 @@ def vmcore_image(kernel: Any, vmcore: dict[str, Any]) -> Any:
     for ld in vmcore["loads"]:
         ext = []
         for a, b, k, t, base in ld["extents"]:
-            cls = page_class_for_dump(k, t)
-            ext.append(ContentExtent(a, b, cls, "" if cls == "zero" else t,
-                                     base if cls != "zero" else 0))
+            # tag "" is never-used memory: all-zero content, whatever its class
+            ext.append(ContentExtent(a, b, page_class_for_dump(k, t), t, base if t else 0))
         ranges.append(LoadRange(ld["start"], ld["end"] - ld["start"], tuple(ext)))
     online = vmcore["online"] or [max(vmcore["cpu"], 0)]
     cpus = tuple(CpuState(c, tuple(vmcore["regs"] if c == vmcore["cpu"] and vmcore["regs"]
@@ -36,6 +35,19 @@ def vmcore_image(kernel: Any, vmcore: dict[str, Any]) -> Any:
     return VmcoreImage(osrelease=OSRELEASE, page_size=kernel.machine.page_size,
                        crash_time=vmcore.get("time", 0) // 1_000_000_000, symbols=dict(SYMBOLS),
                        cpus=cpus, crashing_cpu=max(vmcore["cpu"], 0), ranges=tuple(ranges))
+
+
+def dump_stats(kernel: Any, saved: dict[str, Any]) -> Any:
+    """WriteStats of the file `saved` names, computed by the writer without writing it."""
+    import dataclasses
+    from fadumpsim.dumpfile import write_elf_vmcore, write_kdump_compressed
+    image = vmcore_image(kernel, kernel.vmcore)
+    if saved["tool"] == "cp" or saved["format"] == "elf":
+        stats = write_elf_vmcore(image, None, dump_level=saved["level"])
+    else:
+        stats = write_kdump_compressed(image, None, dump_level=saved["level"],
+                                       compression=saved["compress"])
+    return dataclasses.replace(stats, path=saved["path"])
 
 
 def host_target(dump_dir: str, path: str) -> Path:
@@ -93,8 +105,8 @@ def truth_image(kernel: Any) -> Any:
     truth = kernel.crash_truth
     loads: list[dict[str, Any]] = []
     for s, e, k, t, b in truth.all():
-        if k == "reserved" and t.startswith("fadump:"):
-            continue  # the fadump area itself is never part of a dump (by design)
+        if not_dumped(k, t):
+            continue  # the fadump area (by design) and memory beyond mem= are never dumped
         if loads and loads[-1]["end"] == s:
             loads[-1]["end"] = e
             loads[-1]["extents"].append([s, e, k, t, b])

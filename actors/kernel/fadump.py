@@ -13,20 +13,30 @@ from typing import Any, Generator
 from fadumpsim.actors import errno
 from fadumpsim.actors.kernel.fwdump import (BUSY_CODES, CRASH_INFO_MAGIC, INVALIDATE, REAL_MODE_REGION,
                                   REGISTER, UNREGISTER, busy_delay_ns, make_fdm, section)
-from fadumpsim.actors.kernel.sizing import PAGEBLOCK, align_up, area_size, calculate_reserve_size, parse_cmdline
+from fadumpsim.actors.kernel.sizing import PAGEBLOCK, align_up, area_size, calculate_reserve_size
+from fadumpsim.actors.kernel.sysfs import kstrtoint
 from fadumpsim.actors.ops import Acquire, Call, Step
 
 RMA_START = 0
+#: fadump.c's `#define pr_fmt(fmt) "fadump: " fmt`: every pr_info/pr_err/pr_warn carries it;
+#: its bare printk(KERN_*) lines do not (the 2018 source mixes both; see `pr` below)
+PR_FMT = "fadump: "
 
 
 class FadumpMixin:
     """fadump.c, as methods of the kernel actor."""
 
+    def pr(self, msg: str) -> None:
+        """pr_info/pr_err/pr_warn of fadump.c: the line gets pr_fmt's `fadump: `.
+        `self.printk` is the bare printk(KERN_*) of the same file (no prefix)."""
+        self.printk(PR_FMT + msg)
+
     # -- boot ---------------------------------------------------------------------------
-    def fadump_reserve_mem(self) -> None:
-        """fadump_reserve_mem(): size, place and reserve the area (or the crash area)."""
-        fw, mm, log = self.fw, self.mm, self.printk
-        p = parse_cmdline(self.cfg.cmdline, mm.phys_mem_size())
+    def fadump_reserve_mem(self) -> int:
+        """fadump_reserve_mem(): size, place and reserve the area (or the crash area);
+        1 when fadump reserved memory, 0 otherwise (then the kdump path runs)."""
+        fw, mm, log = self.fw, self.mm, self.printk  # log: bare printk; self.pr: pr_*()
+        p = self.params
         fw.fadump_enabled, fw.nonmovable = p.enabled, p.nonmovable and self.cfg.has("zone-movable")
         if self.cfg.profile == "classic" or not self.cfg.has("zone-movable"):
             # without the series there is no fadump=nonmovable: early_fadump_param
@@ -34,18 +44,29 @@ class FadumpMixin:
             if p.nonmovable:
                 fw.fadump_enabled = False
         if not fw.fadump_enabled or not fw.fadump_supported:
-            return
-        memory_boundary = mm.end_of_dram()
+            return 0
         if fw.fdm_active is not None:
             fw.boot_memory_size = section(fw.fdm_active, REAL_MODE_REGION)["length"]
         else:
             lines: list[str] = []
-            bms = calculate_reserve_size(p, mm.phys_mem_size(), self.machine.rma_size, lines)
+            bms = calculate_reserve_size(p, mm.phys_mem_size(), self.machine.rma_size, lines,
+                                         end_of_dram=mm.end_of_dram())
+            self.print_cmdline_warnings()  # parse_crashkernel() ran
             for line in lines:
-                log(line)
-            if self.cfg.has("zone-movable") and not p.nonmovable:
+                self.pr(line)
+            if self.cfg.has("zone-movable"):
+                # RFC 2/4, in fadump_reserve_mem()'s else-branch: unconditional, so
+                # fadump=nonmovable crashkernel=300M gives 304MB
                 bms = align_up(bms, PAGEBLOCK)
             fw.boot_memory_size = bms
+        # mem=: reserve the area beyond the limit and raise the limit by the area size
+        end = mm.end_of_dram()
+        if self.memory_limit and self.memory_limit < end:
+            size = area_size(fw.boot_memory_size, fw.cpu_state_data_size, fw.hpte_region_size,
+                             len(mm.memory_regions()), mm.ps)
+            self.memory_limit = self.memory_limit + size if self.memory_limit + size < end else end
+            log(f"Adjusted memory_limit for firmware-assisted dump, now {self.memory_limit:#016x}")
+        memory_boundary = self.memory_limit or end
         if fw.fdm_active is not None:
             log("Firmware-assisted dump is active.")
             base = fw.boot_memory_size
@@ -65,16 +86,17 @@ class FadumpMixin:
                     break
                 base += size
             if base > memory_boundary - size:
-                log("Failed to reserve memory")
-                return
+                self.pr("Failed to reserve memory")
+                return 0
             mm.reserve(base, base + size)
             for s, e, _k, _t, _b in list(mm.pages.pieces(base, base + size)):
                 mm.pages.assign(s, e, "reserved", "fadump:area", 0)
-            log(f"Reserved {size >> 20}MB of memory at {base >> 20}MB for firmware-assisted dump "
+            self.pr(f"Reserved {size >> 20}MB of memory at {base >> 20}MB for firmware-assisted dump "
                 f"(System RAM: {mm.phys_mem_size() >> 20}MB)")
         fw.reserve_dump_area_start, fw.reserve_dump_area_size = base, size
         if fw.fdm_active is None:
             fw.fdm = make_fdm(base, fw.cpu_state_data_size, fw.hpte_region_size, fw.boot_memory_size)
+        return 1
 
     def fadump_init_reserved_mem(self) -> None:
         """RFC 2/4 fadump_init_reserved_mem(): mark the boot-memory-sized head movable."""
@@ -87,10 +109,10 @@ class FadumpMixin:
             return
         rc = self.zone_movable_init_reserved_mem(base, size)
         if rc:
-            self.printk(f"Failed to init zone movable area for firmware-assisted dump,{rc}")
+            self.pr(f"Failed to init zone movable area for firmware-assisted dump,{rc}")
             return
         fw.zone_movable = True
-        self.printk(f"Initialized {size:#x} bytes as zone movable area at {base >> 20}MB from "
+        self.pr(f"Initialized {size:#x} bytes as zone movable area at {base >> 20}MB from "
                     f"{fw.reserve_dump_area_size:#x} bytes of memory reserved for firmware-assisted dump")
 
     def zone_movable_init_reserved_mem(self, base: int, size: int) -> int:
@@ -103,7 +125,7 @@ class FadumpMixin:
         # zone_movable_activate_area(): every pfn valid and in the first pfn's zone
         if not mm.is_region_memory(base, size) or \
                 self.machine.node_of(base) != self.machine.node_of(base + size - 1):
-            self.printk("Zone movable could not be activated")
+            self.printk("Zone movable could not be activated")  # mm/page_alloc.c: no pr_fmt
             return -errno.EINVAL
         mm.movable = (base, base + size)
         for s, e, _k, _t, _b in list(mm.pages.pieces(base, base + size)):
@@ -116,9 +138,8 @@ class FadumpMixin:
         fw = self.fw
         if not fw.fadump_enabled or fw.fdm_active is not None:
             return -errno.EPERM
-        try:
-            val = int(value, 0)
-        except ValueError:
+        rc, val = kstrtoint(value, 0)  # mid-2018: kstrtoint(buf, 0, &input) or -EINVAL
+        if rc:
             return -errno.EINVAL
         yield Acquire("fadump_mutex")
         if self.cfg.hotplug_lock:
@@ -187,16 +208,16 @@ class FadumpMixin:
             return -errno.EIO
         if rc == -3:
             if not self.is_boot_memory_area_contiguous():
-                self.printk("Can't have holes in boot memory area while registering fadump")
+                self.pr("Can't have holes in boot memory area while registering fadump")
             elif self.cfg.has("hole-message") and not self.is_reserved_memory_area_contiguous():
-                self.printk("Can't have holes in reserved memory area while registering fadump")
+                self.pr("Can't have holes in reserved memory area while registering fadump")
             self.printk("Failed to register firmware-assisted kernel dump. Parameter Error(-3).")
             return -errno.EINVAL
         if rc == -9:
             self.printk("firmware-assisted kernel dump is already  registered.")
             fw.dump_registered = True
             return -errno.EEXIST
-        self.printk(f"Failed to register. Unknown Error({rc}).")
+        self.pr(f"Failed to register. Unknown Error({rc}).")
         return -errno.EIO
 
     def _contiguous(self, d_start: int, d_end: int) -> bool:
@@ -229,7 +250,7 @@ class FadumpMixin:
     def fadump_invalidate_dump(self) -> Generator[Any, Any, int]:
         rc = yield from self._rtas_configure(INVALIDATE, self.fw.fdm_active)
         if rc:
-            self.printk("Failed to invalidate firmware-assisted dump registration. "
+            self.pr("Failed to invalidate firmware-assisted dump registration. "
                         f"Unexpected error ({rc}).")
             return rc
         self.fw.dump_active = False

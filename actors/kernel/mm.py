@@ -24,6 +24,8 @@ MIGRATE_BATCH_PAGES = 256    # NR_OFFLINE_AT_ONCE_PAGES: pages per migration bat
 
 MOVABLE_CLASSES = ("user", "cache")
 MANAGED_CLASSES = ("free", "kernel", "user", "cache")
+#: tag of the memory mem= leaves out of memblock (actors/kernel/mm.py enforce_memory_limit)
+MEM_LIMIT_TAG = "mem=limit"
 
 
 class OutOfMemory(Exception):
@@ -57,9 +59,12 @@ class KernelMM:
         return self.machine.page_size
 
     def memory_regions(self) -> list[tuple[int, int]]:
-        """memblock.memory: the merged present ranges (offline LMBs included)."""
+        """memblock.memory: the merged present ranges (offline LMBs included; memory
+        beyond mem= is not memblock memory)."""
         out: list[tuple[int, int]] = []
-        for s, e, *_ in self.pages.all():
+        for s, e, _k, t, _b in self.pages.all():
+            if t == MEM_LIMIT_TAG:
+                continue
             if out and out[-1][1] == s:
                 out[-1] = (out[-1][0], e)
             else:
@@ -93,6 +98,27 @@ class KernelMM:
         """memblock_add() of every assigned LMB range: all free to begin with."""
         for s, e in ranges:
             self.pages.assign(s, e, "free")
+
+    def enforce_memory_limit(self, limit: int) -> int:
+        """memblock_enforce_memory_limit(): memblock keeps the first `limit` bytes of memory.
+
+        The LMBs beyond stay assigned by firmware (and in drmem), so their pages stay in
+        the page map, as reserved with MEM_LIMIT_TAG: not memblock memory, not managed,
+        not dumped. Returns the address the limit cut at (end of DRAM when nothing was cut).
+        """
+        total, cut = 0, None
+        for s, e in self.memory_regions():
+            if total + (e - s) >= limit:
+                cut = s + (limit - total)
+                break
+            total += e - s
+        end = self.end_of_dram()
+        if cut is None or cut >= end:
+            return end
+        for s, e, _k, _t, _b in list(self.pages.pieces(cut, end)):
+            self.pages.assign(s, e, "reserved", MEM_LIMIT_TAG, 0)
+        self.reserved = [[a, min(b, cut)] for a, b in self.reserved if a < cut]
+        return cut
 
     def boot_reserve_kernel(self, start: int, end: int, tag: str) -> None:
         """Boot-time kernel memory: memblock-reserved, PageReserved, never managed."""

@@ -104,8 +104,12 @@ class WriteStats:
         return self.max_mapnr - self.pages_total
 
 
-def makedumpfile_report(stats: WriteStats) -> list[str]:
-    """The closing lines makedumpfile prints (print_report() and main()), one per item."""
+def makedumpfile_report(stats: WriteStats, *, offline_line: bool = True) -> list[str]:
+    """The closing lines makedumpfile prints (print_report() and main()), one per item.
+
+    offline_line: the "Offline pages" line exists from makedumpfile 1.6.5 (2018-11-22);
+    a 2018 makedumpfile does not print it.
+    """
     x = stats.pages_excluded
     original = stats.pages_total
     excluded = stats.excluded_total
@@ -123,7 +127,10 @@ def makedumpfile_report(stats: WriteStats) -> list[str]:
         f"    User process data pages : 0x{x.get('user', 0):016x}",
         f"    Free pages              : 0x{x.get('free', 0):016x}",
         f"    Hwpoison pages          : 0x{x.get('hwpoison', 0):016x}",
-        f"    Offline pages           : 0x{x.get('offline', 0):016x}",
+    ]
+    if offline_line:
+        lines.append(f"    Offline pages           : 0x{x.get('offline', 0):016x}")
+    lines += [
         f"  Remaining pages  : 0x{original - excluded:016x}",
     ]
     if elf:
@@ -461,7 +468,7 @@ def write_run_pages(w: _PageWriter, run: PageRun, start: int, end: int, page_siz
 
 def write_elf_vmcore(
     image: VmcoreImage,
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None,
     *,
     dump_level: int = 0,
     layout: str = "split",
@@ -472,6 +479,7 @@ def write_elf_vmcore(
     Pages excluded by ``dump_level`` and unreadable (hot-removed) pages are absent: the
     PT_LOADs are split around them (``layout="split"``), or laid out exactly as makedumpfile
     -E does (``layout="makedumpfile"``, see ``_elf_segments``).  Streams extent by extent.
+    With path None nothing is written; the stats are those of the file it would write.
     """
     if not 0 <= dump_level <= 31:
         raise ValueError(f"dump level {dump_level} out of range 0..31")
@@ -479,7 +487,7 @@ def write_elf_vmcore(
         raise ValueError(f"unknown ELF layout {layout!r}")
     image.validate()
     ps = image.page_size
-    path = os.fspath(path)
+    path = os.fspath(path) if path is not None else ""
     notes = build_notes(image)
     segs = _elf_segments(image, dump_level, layout)
 
@@ -512,6 +520,21 @@ def write_elf_vmcore(
                 excluded[run.counter] += (run.end - run.start) // ps
     in_file = sum(s.filesz for s in segs) // ps
 
+    if path:
+        _write_elf_file(path, ehdr, phdr, segs, note_off, notes, xnum, phnum, data_off, ps, total,
+                        exclusive)
+    total_pages = image.total_pages
+    return WriteStats(
+        path=path, format="elf", dump_level=dump_level, compression="none", page_size=ps,
+        max_mapnr=image.max_pfn, pages_total=total_pages, pages_written=in_file,
+        pages_excluded=excluded, bytes_written=total,
+        pages_elf_excluded=total_pages - in_file, segments=len(segs),
+    )
+
+
+def _write_elf_file(path: str, ehdr: bytes, phdr: struct.Struct, segs: list[Any], note_off: int,
+                    notes: Any, xnum: bool, phnum: int, data_off: int, ps: int,
+                    total: int, exclusive: bool = False) -> None:
     with os.fdopen(create_dump_file(path, exclusive), "wb") as f:
         f.write(ehdr)
         f.write(phdr.pack(PT_NOTE, 0, note_off, 0, 0, len(notes.data), len(notes.data), 0))
@@ -535,14 +558,6 @@ def write_elf_vmcore(
                 if a < b:
                     write_run_pages(w, run, a, b, ps)
         f.truncate(total)
-
-    total_pages = image.total_pages
-    return WriteStats(
-        path=path, format="elf", dump_level=dump_level, compression="none", page_size=ps,
-        max_mapnr=image.max_pfn, pages_total=total_pages, pages_written=in_file,
-        pages_excluded=excluded, bytes_written=total,
-        pages_elf_excluded=total_pages - in_file, segments=len(segs),
-    )
 
 
 # --- ELF reader ------------------------------------------------------------------------

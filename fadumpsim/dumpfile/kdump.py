@@ -282,8 +282,8 @@ def _uts(s: str) -> bytes:
 class _Sink:
     """Buffered positional writes to one region of the file."""
 
-    def __init__(self, fd: int, offset: int) -> None:
-        self.fd = fd
+    def __init__(self, fd: int | None, offset: int) -> None:
+        self.fd = fd  # None: count only (a dry run)
         self.pos = offset
         self.buf = bytearray()
 
@@ -299,14 +299,15 @@ class _Sink:
 
     def flush(self) -> None:
         if self.buf:
-            os.pwrite(self.fd, self.buf, self.pos)
+            if self.fd is not None:
+                os.pwrite(self.fd, self.buf, self.pos)
             self.pos += len(self.buf)
             self.buf.clear()
 
 
 def write_kdump_compressed(
     image: VmcoreImage,
-    path: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None,
     *,
     dump_level: int = 31,
     compression: str = "zlib",
@@ -317,6 +318,8 @@ def write_kdump_compressed(
     compression: "zlib" (-c), "lzo" (-l), "snappy" (-p), "zstd" (-z) or "none" (no
     option). A page is stored uncompressed (flags 0) when compression does not shrink it.
     Raises CompressionUnavailable when the binding for lzo/snappy/zstd is missing.
+    With path None nothing is written: the returned stats (bytes_written included) are
+    those of the file this call would write (makedumpfile's report without a host file).
     """
     if not 0 <= dump_level <= 31:
         raise ValueError(f"dump level {dump_level} out of range 0..31")
@@ -325,7 +328,7 @@ def write_kdump_compressed(
     compress = _compressor(compression)
     flag = COMPRESSION_FLAGS[compression]
     image.validate()
-    path = os.fspath(path)
+    path = os.fspath(path) if path is not None else ""
     ps = image.page_size
     max_mapnr = image.max_pfn
     notes = build_notes(image)
@@ -366,17 +369,18 @@ def write_kdump_compressed(
 
     written = 0
     zero_shared = 0
-    fd = create_dump_file(path, exclusive)
+    fd = create_dump_file(path, exclusive) if path else None
     try:
-        os.pwrite(fd, header, 0)
-        os.pwrite(fd, sub + notes.data, ps)
-        mem_runs = _merge_runs((r.paddr // ps, r.end // ps) for r in image.ranges)
-        _write_bitmap(fd, offset_bitmap1, bitmap_bytes, mem_runs)
-        dump_runs = _merge_runs(
-            (run.start // ps, run.end // ps)
-            for r in image.ranges for run in plan_range(r, dump_level)
-            if run.action in (KEEP, ZERO))
-        _write_bitmap(fd, offset_bitmap1 + bitmap_bytes, bitmap_bytes, dump_runs)
+        if fd is not None:
+            os.pwrite(fd, header, 0)
+            os.pwrite(fd, sub + notes.data, ps)
+            mem_runs = _merge_runs((r.paddr // ps, r.end // ps) for r in image.ranges)
+            _write_bitmap(fd, offset_bitmap1, bitmap_bytes, mem_runs)
+            dump_runs = _merge_runs(
+                (run.start // ps, run.end // ps)
+                for r in image.ranges for run in plan_range(r, dump_level)
+                if run.action in (KEEP, ZERO))
+            _write_bitmap(fd, offset_bitmap1 + bitmap_bytes, bitmap_bytes, dump_runs)
 
         descs = _Sink(fd, desc_off)
         data = _Sink(fd, data_off)
@@ -407,6 +411,9 @@ def write_kdump_compressed(
                     if zero_cache is None:
                         zero_cache = _encode(compress, flag, zero_page(ps), ps, b"")
                     flags, size, blob = zero_cache
+                    if fd is None:  # dry run: sizes only
+                        pos += n * size
+                        continue
                     for _ in range(n):
                         descs.write(PAGE_DESC.pack(pos, size, flags, 0))
                         if blob is None:
@@ -415,8 +422,16 @@ def write_kdump_compressed(
                             data.write(blob)
                         pos += size
                     continue
+                if fd is None and compress is None:  # dry run, raw pages: sizes only
+                    pos += n * ps
+                    continue
                 for i in range(n):
                     st = stamp_bytes(e.tag, first + i, e.klass)
+                    if fd is None and fast is not None:  # dry run, zlib: sizes only
+                        size = fast.size(st)
+                        descs.write(PAGE_DESC.pack(pos, size, flag if size < ps else 0, 0))
+                        pos += size if size < ps else ps
+                        continue
                     page[:len(st)] = st
                     flags, size, blob = _encode(compress, flag, page, ps, st, fast)
                     page[:len(st)] = bytes(len(st))
@@ -430,9 +445,11 @@ def write_kdump_compressed(
                     pos += size
         descs.flush()
         data.flush()
-        os.ftruncate(fd, pos)
+        if fd is not None:
+            os.ftruncate(fd, pos)
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
     return WriteStats(
         path=path, format="kdump", dump_level=dump_level, compression=compression,
@@ -453,9 +470,24 @@ class _ZlibStampPage:
 
     HEADER = b"\x78\x01"  # deflate, 32K window, level 1 (as zlib.compress(data, 1))
 
+    #: (page size, stamp) -> length of the encoded page; shared by every dump of the
+    #: process (exploration saves the same pages in every schedule); bounded
+    _sizes: dict[tuple[int, bytes], int] = {}
+    _SIZES_MAX = 1 << 18
+
     def __init__(self, page_size: int) -> None:
         self.ps = page_size
         self.tails: dict[int, bytes] = {}
+
+    def size(self, stamp: bytes) -> int:
+        """len(self(stamp)), cached."""
+        key = (self.ps, stamp)
+        n = self._sizes.get(key)
+        if n is None:
+            if len(self._sizes) >= self._SIZES_MAX:
+                self._sizes.clear()
+            n = self._sizes[key] = len(self(stamp))
+        return n
 
     def __call__(self, stamp: bytes) -> bytes:
         n = self.ps - len(stamp)
