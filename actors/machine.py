@@ -61,7 +61,9 @@ class Machine:
     def from_dict(cls, d: dict[str, Any]) -> "Machine":
         mem = parse_size(d.get("memory", "8G"))
         kw: dict[str, Any] = {"memory": mem}
-        kw["max_memory"] = parse_size(d["max_memory"]) if "max_memory" in d else 2 * mem
+        # default: twice memory (the contract), but never beyond what the kernel addresses
+        kw["max_memory"] = parse_size(d["max_memory"]) if "max_memory" in d else \
+            max(mem, min(2 * mem, MAX_PHYSMEM))
         for k in ("lmb_size", "page_size", "rma_size"):
             if k in d:
                 kw[k] = parse_size(d[k])

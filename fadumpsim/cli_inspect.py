@@ -22,7 +22,7 @@ def inspect_cmd(dumpfile: str, log: str | None) -> None:
     from fadumpsim.cli_common import InputError, regular_file
     from fadumpsim.dumpfile import DumpFormatError, inspect_dump, render_inspect
     regular_file(dumpfile)
-    truth = None
+    truth = level = None
     if log is not None:
         regular_file(log)
         from fadumpsim.actors.kernel.dumpwriter import truth_image
@@ -37,11 +37,12 @@ def inspect_cmd(dumpfile: str, log: str | None) -> None:
         if kernel.crash_truth is None:
             raise InputError(f"{log}: the run has no crash, so there is no truth to compare")
         truth = truth_image(kernel)
+        level = run_dump_level(res)
         why = _machine_mismatch(dumpfile, truth, kernel.machine)
         if why:
             raise InputError(f"{dumpfile}: not a dump of the run in {log}: {why}")
     try:
-        report = inspect_dump(dumpfile, truth)
+        report = inspect_dump(dumpfile, truth, dump_level=level)
     except DumpFormatError as e:
         raise InputError(str(e)) from None
     click.echo(render_inspect(report))
@@ -66,3 +67,11 @@ def _machine_mismatch(dumpfile: str, truth: Any, machine: Any) -> str | None:
         return (f"it holds memory up to {top:#x}, beyond the log's machine "
                 f"({machine.max_memory:#x} bytes)")
     return None
+
+
+def run_dump_level(res: Any) -> int | None:
+    """The dump level the run saved its last dump with (what its verdict judged), so that
+    `inspect --log` counts what the run counts: an ELF file does not record its level,
+    and `cp` (level 0) would otherwise look like a filtered dump."""
+    saved = res.sched.actors["capture"].saved_dumps
+    return saved[-1]["level"] if saved else None
