@@ -15,6 +15,8 @@ from fadumpsim.actors.sizes import SizeError, parse_size
 REGISTERED = ("/sys/kernel/fadump_registered", "/sys/kernel/fadump/registered")
 ENABLED = ("/sys/kernel/fadump_enabled", "/sys/kernel/fadump/enabled")
 RELEASE_MEM = ("/sys/kernel/fadump_release_mem", "/sys/kernel/fadump/release_mem")
+MEM_RESERVED = "/sys/kernel/fadump/mem_reserved"      # mainline only
+HOTPLUG_READY = "/sys/kernel/fadump/hotplug_ready"    # mainline 2024 only
 REGION = "/sys/kernel/debug/powerpc/fadump_region"
 SYSRQ = "/proc/sysrq-trigger"
 VMCORE = "/proc/vmcore"
@@ -85,6 +87,8 @@ def _kernel_command(actor: str, prog: str, argv: list[str], text: str) -> dict[s
             return {"prog": "cat", "file": "registered", "path": path}
         if path in ENABLED:
             return {"prog": "cat", "file": "enabled", "path": path}
+        if path in (MEM_RESERVED, HOTPLUG_READY):
+            return {"prog": "cat", "file": path.rsplit("/", 1)[1], "path": path}
         if path == REGION:
             return {"prog": "cat", "file": "region", "path": path}
         if path == VMCORE:

@@ -194,6 +194,9 @@ class Hotplug(OpActor):
     def on_udev_rebuild(self, ev: Event) -> None:
         self.resume(ev)
 
+    def on_udev_settle(self, ev: Event) -> None:
+        self.resume(ev)
+
     def snapshot(self) -> dict[str, Any]:
         s = {"dead": self.dead, "in_transit": list(self.in_transit),
              "udev_log": self.udev_log[-20:],

@@ -10,7 +10,7 @@ from typing import Any
 
 from fadumpsim.actors.sizes import MB, parse_size
 
-PROFILES = ("rfc-v6", "classic")
+PROFILES = ("rfc-v6", "classic", "upstream")
 
 #: The architecture's limits (docs/scenario-format.md, "Machine bounds"): ppc64 book3s
 #: kernels of 2018 had MAX_PHYSMEM_BITS 46 (64TB; raised to 2PB only by commit
@@ -20,6 +20,10 @@ MIN_LMB = 16 * MB
 MAX_CPUS = 2048
 MAX_NODES = 64  # the model's own cap, below the kernel's MAX_NUMNODES (256)
 RFC_PATCHES = ("zone-movable", "hole-message", "hotplug-protect")
+#: mainline steps after 2018 that profile `upstream` can revert one by one (docs/profiles.md)
+UPSTREAM_STEPS = ("cma", "reregister", "boot-register", "hotplug-ready")
+#: what `[kernel] revert` may name, per profile
+REVERTABLE = {"rfc-v6": RFC_PATCHES, "classic": (), "upstream": UPSTREAM_STEPS}
 HOTPLUG_LOCK_WHAT_IF = ("what-if: registration takes the device-hotplug lock "
                         "([kernel] hotplug_lock = true; no real kernel does: fadump_register_store() "
                         "takes only fadump_mutex)")
@@ -131,3 +135,7 @@ class KernelConfig:
     def has(self, patch: str) -> bool:
         """Is RFC patch `patch` applied in this kernel?"""
         return self.profile == "rfc-v6" and patch not in self.revert
+
+    def mainline(self, step: str) -> bool:
+        """Is mainline step `step` (UPSTREAM_STEPS) in this kernel? Only profile upstream."""
+        return self.profile == "upstream" and step not in self.revert

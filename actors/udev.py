@@ -146,7 +146,7 @@ def kdumpctl_start(rule: UdevRule, state: dict[str, Any]) -> Generator[Any, Any,
         rule.note(f"kdumpctl start: {what}")
     state["initrd_stale"] = False
     r = yield Call("kernel", "hp.sysfs_read", {"path": REGISTERED}, "hp.sysfs_value")
-    if r["value"].strip() == "1":
+    if (r["value"] or "").strip() == "1":
         rule.note("kdumpctl start: Kdump already running: [WARNING]")
         return 0
     r = yield sysfs_write("1")
@@ -220,3 +220,89 @@ class TryRestart2018(UdevRule):
                 "pending": self.pending, "restarts": self.restarts, "merged": self.merged,
                 "initrd_stale": self.state["initrd_stale"]}
 
+
+
+# -- mainline-era rules (profile upstream; docs/profiles.md) --------------------------------------
+SETTLE_NS = 1_000 * MS  # the throttler's `sleep 1 && udevadm settle`
+
+
+def sysfs_read(path: str) -> Call:
+    return Call("kernel", "hp.sysfs_read", {"path": path}, "hp.sysfs_value")
+
+
+def kdumpctl_reload_fadump(rule: UdevRule) -> Generator[Any, Any, int]:
+    """`kdumpctl reload` for fadump, under kdumpctl's flock: `echo 1` re-registers in one
+    write; a kernel that refuses (EEXIST: 2018, or `reregister` reverted) gets the old
+    stop/start, `echo 0` then `echo 1` -- the window."""
+    yield Acquire("kdumpctl")
+    r = yield sysfs_write("1")
+    rule.note(f"kdumpctl reload: echo 1 > {REGISTERED} -> {r['rc']}")
+    if r["rc"] == 0:
+        return 0
+    rc = yield from kdumpctl_stop(rule)
+    if rc:
+        return rc
+    r = yield sysfs_write("1")
+    rule.note(f"kdumpctl start: echo 1 > {REGISTERED} -> {r['rc']}")
+    return r["rc"]
+
+
+@register
+class ReloadThrottled2018(UdevRule):
+    """kdump-utils 2018-10-24 .. 2023: `98-kexec.rules` runs `kdump-udev-throttler`:
+    `flock -n` on its lock (a later event of the burst prints "Throttling kdump restart
+    for concurrent udev event" and exits 0), `sleep 1 && udevadm settle --timeout 3`,
+    release the lock, then `kdumpctl reload` (kdumpctl_reload_fadump above)."""
+    name = "reload-throttled-2018"
+    era = "kdump-utils 2018-10-24..2023"
+
+    def __init__(self, hp: Any, cfg: UdevConfig) -> None:
+        super().__init__(hp, cfg)
+        self.throttle_held = False
+        self.reloads = 0
+
+    def on_uevent(self, action: str, lmb: int) -> None:
+        self.note(f"udev: memory{lmb} {action}: kdump-udev-throttler")
+        self.throttle()
+
+    def throttle(self) -> None:
+        if self.throttle_held:
+            self.note("Throttling kdump restart for concurrent udev event")
+            return
+        self.throttle_held = True
+        self.hp.start_op("kdump-udev-throttler", self.settle_then_reload())
+
+    def settle_then_reload(self) -> Generator[Any, Any, None]:
+        yield Step("udev.settle", {}, delay=SETTLE_NS)
+        self.throttle_held = False  # exec 9>&-: released before kdumpctl runs
+        self.reloads += 1
+        yield from kdumpctl_reload_fadump(self)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"rule": self.name, "throttle_held": self.throttle_held, "reloads": self.reloads}
+
+
+@register
+class HotplugReady2024(ReloadThrottled2018):
+    """kdump-utils 2024 `98-kexec.rules.ppc64`: `! test -f /sys/kernel/fadump_enabled ||
+    cat /sys/kernel/fadump_enabled | grep 0 || ! test -f /sys/kernel/fadump/hotplug_ready
+    || cat /sys/kernel/fadump/hotplug_ready | grep 0 || exit 0` before the throttler: with
+    fadump enabled and hotplug_ready 1 the event does nothing."""
+    name = "hotplug-ready-2024"
+    era = "kdump-utils 2024"
+
+    def on_uevent(self, action: str, lmb: int) -> None:
+        self.note(f"udev: memory{lmb} {action}: 98-kexec.rules.ppc64")
+        self.hp.start_op("98-kexec.rules", self.check())
+
+    def check(self) -> Generator[Any, Any, None]:
+        enabled = (yield sysfs_read("/sys/kernel/fadump_enabled"))["value"]
+        if enabled is not None and enabled.strip() != "0":
+            ready = (yield sysfs_read("/sys/kernel/fadump/hotplug_ready"))["value"]
+            if ready is not None and ready.strip() != "0":
+                self.note("udev: hotplug_ready is 1, exit 0")
+                return
+        self.throttle()
+
+
+DEFAULT_RULE["upstream"] = HotplugReady2024.name

@@ -45,7 +45,7 @@ for _name in ("toy.start", "toy.ping", "toy.pong", "toy.peer"):
 
 WORKERS = 4
 HEADER = {"simulator_version": "bench", "scenario": {"name": "bench-runtime"}, "seed": 0,
-          "strategy": "fifo", "strategy_params": {}, "event_schema": {}}
+          "strategy": "fifo", "strategy_params": {}}
 
 
 class Hub(SimActor):

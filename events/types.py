@@ -2,9 +2,9 @@
 
 This is the one place to look up what travels between actors. `check_payload` is
 called on every send: a payload must carry exactly the declared fields, which keeps
-the log self-describing and lets an old log be refused by name when a schema moves
-on (the header records `event_schema`, the version of every type, see
-docs/log-format.md).
+the log compact (payloads are stored positionally in declaration order) and lets an
+old log be refused when a schema moves on (the header records `event_schema`, a
+digest of every type's version and field order, see docs/log-format.md).
 """
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ class EventType:
     fields: frozenset[str]
     version: int
     doc: str
+    order: tuple[str, ...] = ()  # declaration order: the log stores payloads positionally
 
 
 _TYPES: dict[str, EventType] = {}
 
 
 def _t(name: str, fields: str, doc: str, version: int = 1) -> None:
-    _TYPES[name] = EventType(name, frozenset(fields.split()), version, doc)
+    _TYPES[name] = EventType(name, frozenset(fields.split()), version, doc, tuple(fields.split()))
 
 
 # --- run control and scripts -------------------------------------------------------
@@ -62,12 +63,13 @@ _t("hp.done", "op lmb rc", "the kernel finished remove_memory/add_memory for tha
 _t("hp.printk", "level msg", "a kernel log line of the pseries DLPAR code (it runs in the kernel)")
 _t("hp.sysfs_write", "op path value", "kdumpctl (run by the udev rule via systemd) writing a sysfs file")
 _t("hp.sysfs_result", "op rc", "result of that write (0 or -errno)")
-_t("hp.sysfs_read", "op path", "kdumpctl (check_current_status) reading a sysfs file")
-_t("hp.sysfs_value", "op value", "what that read returned")
+_t("hp.sysfs_read", "op path", "kdumpctl (check_current_status) or a udev rule reading a sysfs file")
+_t("hp.sysfs_value", "op value", "what that read returned (null: this kernel has no such file)")
 _t("hp.crashed", "", "the production kernel crashed: its DLPAR operations, drmgr, udev and kdumpctl die with it")
 _t("mm.migrate_batch", "op", "kernel continuation: migrate the next batch of pages off an LMB being offlined")
 _t("uevent", "action lmb", "kernel memory block uevent (online/offline) to udev")
 _t("udev.rebuild", "op step", "kdumpctl start continuation: one step of check_rebuild / the initrd rebuild (timer)")
+_t("udev.settle", "op", "kdump-udev-throttler continuation: `sleep 1 && udevadm settle` (timer)")
 
 # --- kernel continuations -----------------------------------------------------------------
 _t("fadump.retry", "op", "RTAS busy: retry the configure-kernel-dump call after the busy delay (timer)")
@@ -77,6 +79,7 @@ _t("lock.wake", "op lock", "a released kernel lock wakes its next waiting operat
 # The simulator's own schema, frozen here: types a test or tool registers later may be
 # sent, but never change what a log header records.
 _SIM_SCHEMA: dict[str, int] = {t.name: t.version for t in _TYPES.values()}
+_SIM_ORDER: dict[str, tuple[str, ...]] = {t.name: t.order for t in _TYPES.values()}
 
 
 def known(name: str) -> bool:
@@ -93,8 +96,17 @@ def all_types() -> list[EventType]:
 
 
 def schema_versions() -> dict[str, int]:
-    """The `event_schema` map recorded in every log header."""
+    """The version of every type the simulator itself declares."""
     return dict(_SIM_SCHEMA)
+
+
+def wire_schema() -> dict[str, tuple[str, ...]]:
+    """type -> payload field order, for the simulator's own types (frozen at import).
+
+    The log stores these payloads as positional arrays in this order; the log
+    header records a digest of this table and of the versions (events/codec.py).
+    """
+    return dict(_SIM_ORDER)
 
 
 class PayloadError(ValueError):

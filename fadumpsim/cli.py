@@ -109,9 +109,12 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
         click.echo(f"fadumpsim: note: replacing existing log {path}", err=True)
     from fadumpsim.sim import scheduled
     strat = scheduled(sc, make_strategy(strategy, seed, depth=depth, steps=steps))
+    from fadumpsim.events.logfile import LogBusyError, LogWriteError
     try:
         res = record(sc, str(path), seed=seed, strategy=strat, dump_dir=dump_dir,
                      observers=observers)
+    except (LogBusyError, LogWriteError) as e:  # host errors on the named log: exit 2
+        raise InputError(f"{e.filename}: {e.strerror}") from None
     except OSError as e:  # the host's problem (disk full, permissions), not the simulation's
         raise InputError(host_error_text(e, path)) from None
     if res.host_errors:  # the log is complete and replays; the dump file is not there
@@ -376,6 +379,8 @@ def _register_optional() -> None:
     from fadumpsim.cli_explore import explore_cmd, minimize_cmd
     cli.add_command(explore_cmd, "explore")
     cli.add_command(minimize_cmd, "minimize")
+    from fadumpsim.cli_compare import compare_cmd
+    cli.add_command(compare_cmd, "compare")
 
 
 _register_optional()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fadumpsim.actors.commands import ACTORS, CommandError, parse_command
-from fadumpsim.actors.machine import PROFILES, RFC_PATCHES, KernelConfig, Machine
+from fadumpsim.actors.machine import PROFILES, REVERTABLE, KernelConfig, Machine
 from fadumpsim.actors.sizes import SizeError, parse_size
 from fadumpsim.actors.udev import UdevConfig, resolve as resolve_udev_rule
 
@@ -117,7 +117,7 @@ def validate(sc: Scenario) -> None:
         raise _err(src, "description", "must be a string")
     profile = d.get("profile", "rfc-v6")
     if profile not in PROFILES:
-        raise _err(src, "profile", f"unknown profile {profile!r} (expected rfc-v6 or classic)")
+        raise _err(src, "profile", f"unknown profile {profile!r} (expected {', '.join(PROFILES)})")
 
     mt = _check_keys(src, d.get("machine", {}), MACHINE_KEYS, "[machine]")
     for k in ("memory", "max_memory", "lmb_size", "page_size", "rma_size"):
@@ -141,10 +141,12 @@ def validate(sc: Scenario) -> None:
     # the command line is the kernel's to judge: an unknown parameter goes to init, a
     # malformed crashkernel= is a kernel warning and no crashkernel (actors/kernel/sizing.py)
     revert = kt.get("revert", [])
-    if not isinstance(revert, list) or any(r not in RFC_PATCHES for r in revert):
-        raise _err(src, "[kernel] revert", f"must be a list of {', '.join(RFC_PATCHES)}; got {revert!r}")
     if revert and profile == "classic":
         raise _err(src, "[kernel] revert", "the classic profile has no RFC patches to revert")
+    allowed = REVERTABLE[profile]
+    if not isinstance(revert, list) or any(r not in allowed for r in revert):
+        raise _err(src, "[kernel] revert", f"profile {profile} can revert {', '.join(allowed)}; "
+                   f"got {revert!r}")
     hl = kt.get("hotplug_lock", False)
     if not isinstance(hl, bool):
         raise _err(src, "[kernel] hotplug_lock", "must be true or false")

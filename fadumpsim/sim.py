@@ -71,8 +71,7 @@ class RunResult:
 
 def log_header(sc: Scenario, seed: int, strategy: Strategy) -> dict[str, Any]:
     return {"simulator_version": __version__, "scenario": sc.data, "seed": seed,
-            "strategy": strategy.name, "strategy_params": strategy.params(),
-            "event_schema": types.schema_versions()}
+            "strategy": strategy.name, "strategy_params": strategy.params()}
 
 
 def build(sc: Scenario, sched: Scheduler, dump_dir: str | None = None) -> None:

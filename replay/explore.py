@@ -39,6 +39,9 @@ SEED_MUL = 1_000_003
 BATCH = 8
 #: executions a DPOR job performs before it exports its pending branches as new jobs
 LOCAL_BUDGET = 24
+#: random/pct with workers > 1 stays in this process when the rest of the work, timed on
+#: the first batch, would take less than this (seconds): spawning would only cost time
+MIN_PARALLEL_S = 1.0
 #: random probes (besides the FIFO run) used to estimate the PCT step bound k
 PCT_PROBES = 8
 
@@ -223,6 +226,7 @@ def sample_task(factory: SystemFactory, data: dict[str, Any], source: str, strat
     """Run the random/pct schedules `indices`."""
     system = factory(data, source)
     out = []
+    seen: set = set()  # coverage is a union: ship each pair once per task, not per schedule
     for i in indices:
         s = schedule_seed(seed, i)
         strat = RandomStrategy(s) if strategy == "random" else PctStrategy(s, depth, steps)
@@ -230,9 +234,11 @@ def sample_task(factory: SystemFactory, data: dict[str, Any], source: str, strat
         res = system.run(seed=s, strategy=strat,
                       on_deliver=lambda ev, _c, p=pairs: p(ev.dst, ev.type, ev.cause, ev.src))
         f = failure_of(res)
+        new = pairs.pairs - seen
+        seen |= new
         out.append(Execution(None, f is None, f, res.events,
                              list(res.trace) if f is not None else None,
-                             frozenset(pairs.pairs)))
+                             frozenset(new)))
     return out
 
 
@@ -277,6 +283,80 @@ class _Pool:
         return self.pool.imap(_call, ((fn, a) for a in args), chunksize=1)
 
     def close(self, terminate: bool = False) -> None:
+        if terminate:
+            self.pool.terminate()
+        else:
+            self.pool.close()
+        self.pool.join()
+
+
+class _Shared:
+    """Random/PCT schedules shared between this process and `workers - 1` spawned ones.
+
+    This process runs the first batch itself and times it; when the rest would take
+    less than `min_parallel_s` it simply goes on alone (a spawned interpreter costs
+    a few hundred ms before its first schedule). Otherwise it starts the helpers and
+    keeps running chunks itself while they start up and run theirs, so the pool is
+    never slower than serial by more than the bookkeeping. Every chunk's schedules
+    are fixed by index and results are merged in schedule order: the outcome does
+    not depend on who ran what.
+    """
+
+    def __init__(self, workers: int, min_parallel_s: float) -> None:
+        self.workers = workers
+        self.min_parallel_s = min_parallel_s
+        self.pool: Any = None
+        self.name = "serial"
+
+    def sample(self, system: System, merger: _Merger, strategy: str, n: int, seed: int,
+               depth: int, steps: int) -> None:
+        def args(idx: Sequence[int]) -> tuple:
+            return (system.factory, system.data, system.source, strategy, seed, idx, depth, steps)
+
+        first = list(range(min(BATCH, n)))
+        t0 = time.perf_counter()
+        execs = sample_task(*args(first))
+        per = (time.perf_counter() - t0) / max(1, len(first))
+        for i, e in zip(first, execs):
+            merger.add(e, schedule_seed(seed, i))
+        rest = n - len(first)
+        if rest <= 0:
+            return
+        # ~16 chunks per participant: few round trips, still balanced at the end
+        size = max(BATCH, -(-rest // (16 * self.workers)))
+        # ranges, not lists: `--schedules 100000000` holds ~16 small objects per worker
+        chunks = [range(a, min(a + size, n)) for a in range(len(first), n, size)]
+        if rest * per < self.min_parallel_s or len(chunks) < 2:
+            for c in chunks:
+                for i, e in zip(c, sample_task(*args(c))):
+                    merger.add(e, schedule_seed(seed, i))
+            return
+        import multiprocessing as mp
+        self.pool = mp.get_context("spawn").Pool(self.workers - 1, initializer=_worker_init)
+        self.name = "processes"
+        done: dict[int, list[Execution]] = {}
+        pending: dict[int, Any] = {}
+        nxt = merged = 0
+        while merged < len(chunks):
+            # keep each helper busy with up to two chunks, taken from the front
+            while nxt < len(chunks) and len(pending) < 2 * (self.workers - 1):
+                pending[nxt] = self.pool.apply_async(sample_task, args(chunks[nxt]))
+                nxt += 1
+            for k in [k for k, r in pending.items() if r.ready()]:
+                done[k] = pending.pop(k).get()
+            if nxt < len(chunks):  # this process takes the next chunk itself
+                done[nxt] = sample_task(*args(chunks[nxt]))
+                nxt += 1
+            elif merged not in done:  # nothing left to take: wait for the helpers
+                done[merged] = pending.pop(merged).get()
+            while merged in done:
+                for i, e in zip(chunks[merged], done.pop(merged)):
+                    merger.add(e, schedule_seed(seed, i))
+                merged += 1
+
+    def close(self, terminate: bool = False) -> None:
+        if self.pool is None:
+            return
         if terminate:
             self.pool.terminate()
         else:
@@ -382,7 +462,8 @@ def save_failure(system: System, trace: Sequence[tuple[str, str]], out: str, key
     from fadumpsim.replay.replayer import record
     os.makedirs(out, exist_ok=True)
     path = free_path(out, _slug(key))
-    res = record(system, path, seed=seed, strategy=ForcedStrategy([tuple(c) for c in trace]))
+    res = record(system, path, seed=seed, strategy=ForcedStrategy([tuple(c) for c in trace]),
+                 durable=False)  # an internal re-recording: no fsync
     f = failure_of(res)
     return path, (f is not None and f[1] == signature)
 
@@ -392,7 +473,8 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
             workers: int = 1, out: str | None = None, preemption_bound: int | None = None,
             pct_depth: int = 3, pct_steps: int | None = None, progress: Progress | None = None,
             scheduler_address: str | None = None, *, dask_processes: bool = True,
-            local_budget: int = LOCAL_BUDGET) -> ExploreResult:
+            local_budget: int = LOCAL_BUDGET,
+            min_parallel_s: float = MIN_PARALLEL_S) -> ExploreResult:
     """Explore schedules of `system` (fadumpsim.api.explore takes a scenario or its name)."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r} (expected {', '.join(STRATEGIES)})")
@@ -409,8 +491,10 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
                            out=out)
     if scheduler_address is not None:
         ex: Any = _Dask(scheduler_address, workers, dask_processes)
-    elif workers > 1:
+    elif workers > 1 and strategy == "exhaustive":
         ex = _Pool(workers)
+    elif workers > 1:
+        ex = _Shared(workers, min_parallel_s)  # random/pct: this process works too
     else:
         ex = _Serial()
     result.backend = ex.name
@@ -440,6 +524,7 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
                                       f"probability >= {p:.3g} per run ({channels} channels, "
                                       f"k = {steps} steps), >= {cum:.3g} over {schedules} runs"}
             _sample(system, ex, merger, strategy, schedules, seed, pct_depth, steps or 1)
+            result.backend = ex.name
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -459,6 +544,8 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
 
 def _sample(system: System, ex: Any, merger: _Merger, strategy: str, n: int, seed: int,
             depth: int, steps: int) -> None:
+    if isinstance(ex, _Shared):
+        return ex.sample(system, merger, strategy, n, seed, depth, steps)
     # lazily: `--schedules 100000000` must not build its batch list first
     batches, submitted = itertools.tee(list(range(a, min(a + BATCH, n)))
                                        for a in range(0, n, BATCH))

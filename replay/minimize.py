@@ -499,7 +499,8 @@ def minimize(path: str, factory: SystemFactory, out: str | None = None, *,
     result.story = [c.text for c in found] or story_lines(bstrat.devs) or [
         "no deviation needed: the FIFO (natural) order itself fails this way"]
     dest = unused_path(out if out is not None else default_out(path), first=2)
-    rec = record(system, dest, seed=lg.header.get("seed", 0), strategy=ForcedStrategy(trace))
+    rec = record(system, dest, seed=lg.header.get("seed", 0), strategy=ForcedStrategy(trace),
+                 durable=out is not None)  # fsync only a log the user named
     result.out = dest
     result.reproduced = result.key in _keys(rec)
     return result

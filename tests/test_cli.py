@@ -170,6 +170,22 @@ def test_not_a_log(tmp_path):
     assert r.returncode == 2 and "not a fadumpsim event log" in r.stderr
 
 
+def test_two_runs_with_the_same_log_second_is_refused(tmp_path):
+    """While one run writes --log X (holding X.lock), a second `run --log X` exits 2
+    with one line and leaves the first run's log alone."""
+    from fadumpsim.events.logfile import LogWriter, read_log
+    log = tmp_path / "same.fadlog"
+    w = LogWriter(log, {"scenario": {"name": "first"}})
+    w.append([1, 1000, "sim", "firmware", "sim.power_on", 0, 1, {}])
+    r = fad("run", "--log", log, "-q")
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"fadumpsim: {log}: log is being written by another run (lock {log}.lock is held)"]
+    w.close()
+    assert read_log(log)[0]["scenario"] == {"name": "first"} and len(read_log(log)[1]) == 1
+    assert fad("run", "--log", log, "-q").returncode == 0  # free again
+
+
 def test_counterfactual_is_labelled_in_verdict_and_help(tmp_path):
     from click.testing import CliRunner
     from fadumpsim.cli import cli

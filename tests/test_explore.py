@@ -246,13 +246,33 @@ def test_hotplug_protect_found_only_when_reverted(capsys):
 def test_two_worker_processes_find_the_same_failures_as_one():
     sc = udev()
     one = explore(sc, "random", schedules=40, seed=5)
-    two = explore(sc, "random", schedules=40, seed=5, workers=2)
+    # min_parallel_s=0: spawn a helper even for this little work (by default 40
+    # schedules stay in this process, see the next test)
+    two = explore(sc, "random", schedules=40, seed=5, workers=2, min_parallel_s=0)
     assert two.backend == "processes"
     assert groups(one) == groups(two) and one.schedules == two.schedules == 40
     assert one.coverage.pairs == two.coverage.pairs
+    three = explore(sc, "pct", schedules=40, seed=5, workers=3, min_parallel_s=0)
+    assert three.backend == "processes"
+    one_pct = explore(sc, "pct", schedules=40, seed=5)
+    assert groups(one_pct) == groups(three) and one_pct.coverage.pairs == three.coverage.pairs
+    assert one_pct.first_failure_at == three.first_failure_at
     e1 = explore(protect(True, True), "exhaustive", schedules=150, local_budget=8)
     e2 = explore(protect(True, True), "exhaustive", schedules=150, local_budget=8, workers=2)
     assert groups(e1) == groups(e2) and e1.schedules == e2.schedules
+
+
+def test_too_little_work_for_two_workers_stays_serial(monkeypatch):
+    """`--workers 2` never pays for a spawned interpreter when the schedules left after
+    the first (timed) batch would take less than min_parallel_s: no process starts."""
+    import multiprocessing
+    sc = udev()
+    monkeypatch.setattr(multiprocessing, "get_context",
+                        lambda *a: pytest.fail("a worker process was started"))
+    two = explore(sc, "random", schedules=24, seed=5, workers=2)
+    assert two.backend == "serial"
+    one = explore(sc, "random", schedules=24, seed=5)
+    assert groups(one) == groups(two) and one.coverage.pairs == two.coverage.pairs
 
 
 def test_dask_local_cluster_gives_the_same_failures():

@@ -26,9 +26,9 @@ LAYERS = [
              "fadumpsim.verdict", "fadumpsim.render", "fadumpsim.expect", "fadumpsim.api",
              "fadumpsim.explain", "fadumpsim.report", "fadumpsim.pin",
              "fadumpsim.memmap", "fadumpsim.eventtext", "fadumpsim.statefmt", "fadumpsim.difflog",
-             "fadumpsim.scenarios", "fadumpsim.hostpaths")),
+             "fadumpsim.scenarios", "fadumpsim.compare", "fadumpsim.hostpaths")),
     ("top", ("fadumpsim.cli", "fadumpsim.cli_common", "fadumpsim.cli_explore",
-             "fadumpsim.cli_inspect", "fadumpsim.pytest_plugin")),
+             "fadumpsim.cli_inspect", "fadumpsim.cli_compare", "fadumpsim.pytest_plugin")),
 ]
 
 

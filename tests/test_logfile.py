@@ -7,7 +7,9 @@ modified record and never an exception other than LogFormatError.
 """
 from __future__ import annotations
 
+import os
 import pickle
+import random
 import struct
 import tracemalloc
 import zlib
@@ -18,10 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fadumpsim.events import codec
 from fadumpsim.events import logfile as L
 from fadumpsim.events.envelope import RECORD_FIELDS, Event
-from fadumpsim.events.logfile import (FORMAT_VERSION, MAGIC, LogFormatError, LogReader, LogWriter,
-                            encode_record, iter_frames, read_log, rewrite_records)
+from fadumpsim.events.logfile import (FORMAT_VERSION, MAGIC, SCHEMA_DIGEST, LogBusyError,
+                                      LogFormatError, LogReader, LogWriteError, LogWriter,
+                                      encode_frame, iter_frames, read_log, rewrite_records)
 
 # database=None: do not write a .hypothesis/ directory into the source tree.
 FAST = settings(deadline=None, database=None, derandomize=True,
@@ -33,8 +37,9 @@ HEADER = {
     "seed": 2**64 - 1,
     "strategy": "random",
     "strategy_params": {"p": [1, 2, 3]},
-    "event_schema": {"cmd_run": 1, "cmd_result": 2},
 }
+#: What the writer puts before the given header keys.
+STAMP = {"format_version": FORMAT_VERSION, "event_schema": SCHEMA_DIGEST}
 
 
 def rec(n: int, payload: dict | None = None, **kw) -> list:
@@ -59,10 +64,23 @@ def write_log(path: Path, records: list, header: dict = HEADER,
 
 def frames(path: Path) -> list[tuple[int, bytes, int]]:
     """(start, kind, end) of every frame after the header frame."""
-    out = [(off, kind, off + L.FRAME_HEADER_SIZE + len(body))
-           for off, kind, body in iter_frames(path)]
+    fr = list(iter_frames(path))
+    ends = [off for off, _, _ in fr[1:]] + [path.stat().st_size]
+    out = [(off, kind, end) for (off, kind, _), end in zip(fr, ends)]
     assert out[0][1] == b"H"
     return out[1:]
+
+
+def encoder_after(header: dict = HEADER) -> codec.RecordEncoder:
+    """The record encoder of a log with `header`, positioned after the header."""
+    stream = codec.Deflater()
+    L._encode_header(header, stream)
+    return codec.RecordEncoder(stream)
+
+
+def wire(seq: int, body_obj) -> bytes:
+    """One E frame (number `seq`, valid checksum) around a hand-made wire body."""
+    return encode_frame(b"E", msgpack.packb(body_obj, use_bin_type=True), seq)
 
 
 RECORDS = [rec(i) for i in range(1, 11)]
@@ -90,8 +108,8 @@ def test_round_trip_exotic_values(tmp_path: Path) -> None:
     h, got, trailer, err = read_log(tmp_path / "a.log")
     assert err is None
     assert got == records
-    assert h == {"format_version": FORMAT_VERSION, **header}
-    assert list(h)[0] == "format_version"
+    assert h == {**STAMP, **header}
+    assert list(h)[:2] == ["format_version", "event_schema"]
     assert trailer == {"events": 3, "outcome": "pass", "x": [b"y"]}
     assert [Event.from_record(r).record() for r in got] == records
 
@@ -122,7 +140,7 @@ def test_round_trip_property(tmp_path_factory, payloads, names, times) -> None:
 def test_empty_log_and_default_trailer(tmp_path: Path) -> None:
     w = LogWriter(tmp_path / "e.log", {})
     w.close()
-    assert read_log(tmp_path / "e.log") == ({"format_version": FORMAT_VERSION}, [], {}, None)
+    assert read_log(tmp_path / "e.log") == (STAMP, [], {}, None)
 
 
 def test_reader_streams_across_chunks_and_big_records(tmp_path: Path) -> None:
@@ -158,9 +176,11 @@ def test_identical_input_gives_identical_bytes(tmp_path: Path) -> None:
     b = write_log(tmp_path / "b.log", [list(r) for r in records], dict(HEADER))
     assert a == b
     assert a.startswith(MAGIC + struct.pack("<I", FORMAT_VERSION))
-    # the framing is exactly what encode_record produces
+    # the framing is exactly what encode_frame produces around the codec's bodies
     body_start = frames(tmp_path / "a.log")[0][0]
-    assert a[body_start:].startswith(b"".join(encode_record(r) for r in records))
+    enc = encoder_after()
+    assert a[body_start:].startswith(
+        b"".join(encode_frame(b"E", enc.body(r), r[0]) for r in records))
 
 
 # --------------------------------------------------------------------------- damage
@@ -254,7 +274,7 @@ def _forge(tmp_path: Path, tail: bytes, records: list = RECORDS[:3]) -> tuple[Pa
 
 
 def test_hostile_length_is_rejected_without_allocating(tmp_path: Path) -> None:
-    path, off = _forge(tmp_path, struct.pack("<BII", ord("E"), 0xFFFFFFFF, 0) + b"xyz")
+    path, off = _forge(tmp_path, b"E" + L._varint(0xFFFFFFFF) + b"\0\0\0\0xyz")
     tracemalloc.start()
     try:
         r = LogReader(path)
@@ -269,7 +289,7 @@ def test_hostile_length_is_rejected_without_allocating(tmp_path: Path) -> None:
 
 
 def test_max_record_limit(tmp_path: Path) -> None:
-    records = [rec(1), rec(2, {"blob": b"x" * 5000}), rec(3)]
+    records = [rec(1), rec(2, {"blob": random.Random(2).randbytes(5000)}), rec(3)]
     write_log(tmp_path / "l.log", records)
     r = LogReader(tmp_path / "l.log", max_record=1000)
     assert r.records() == records[:1]
@@ -279,42 +299,89 @@ def test_max_record_limit(tmp_path: Path) -> None:
         LogReader(tmp_path / "l.log", max_record=10)
 
 
+def test_deflated_payload_cannot_expand_past_the_limit(tmp_path: Path) -> None:
+    """A small frame whose deflated payload inflates past max_record is refused
+    before the output is allocated (a zip bomb costs nothing)."""
+    records = [rec(1), rec(2, {"blob": b"\0" * 200_000}), rec(3)]
+    write_log(tmp_path / "z.log", records)
+    fr = frames(tmp_path / "z.log")
+    assert fr[1][2] - fr[1][0] < 1000  # the 200 kB payload is a small frame
+    r = LogReader(tmp_path / "z.log", max_record=100_000)
+    assert r.records() == records[:1]
+    assert r.error.cause == "malformed record (deflated data expands beyond 100000 bytes)"
+    assert r.error.offset == fr[1][0]
+    assert LogReader(tmp_path / "z.log").records() == records
+
+
 def test_hostile_header_length(tmp_path: Path) -> None:
     p = tmp_path / "h.log"
-    p.write_bytes(MAGIC + struct.pack("<I", FORMAT_VERSION)
-                  + struct.pack("<BII", ord("H"), 0xFFFFFFFF, 0))
+    p.write_bytes(MAGIC + struct.pack("<I", FORMAT_VERSION) + b"H" + L._varint(0xFFFFFFFF)
+                  + b"\0" * 4)
     with pytest.raises(LogFormatError, match="header length 4294967295 exceeds limit"):
         LogReader(p)
 
 
 def _framed(kind: bytes, body: bytes) -> bytes:
-    return struct.pack("<BII", kind[0], len(body), zlib.crc32(kind + body)) + body
+    return encode_frame(kind, body)
+
+
+CMD_RUN = codec.PRESET_NAMES.index("cmd.run")
+
+
+def _nested(depth: int):
+    v: list = []
+    for _ in range(depth - 1):
+        v = [v]
+    return v
 
 
 @pytest.mark.parametrize("tail, cause", [
-    (_framed(b"E", b"\xc1"), "undecodable record"),
-    (_framed(b"E", msgpack.packb(rec(4)) + b"\x00"), "undecodable record"),
-    (_framed(b"E", b"\xa3\xff\xfe\xfd"), "undecodable record"),  # bad UTF-8
-    (_framed(b"E", msgpack.packb([4, 0, "a", "b", "t", 0, 0, msgpack.ExtType(3, b"x")])),
+    (encode_frame(b"E", b"\xc1", 4), "undecodable record"),
+    (encode_frame(b"E", msgpack.packb([0, "a", "b", "t", 1, 1, {}]) + b"\x00", 4),
      "undecodable record"),
-    (_framed(b"E", msgpack.packb({1: 2}, strict_types=False)), "undecodable record"),
-    (_framed(b"E", b"\x91" * 100_000 + b"\x00"), "undecodable record"),  # nesting bomb
-    (_framed(b"E", b"\xdd\xff\xff\xff\xff"), "undecodable record"),  # array of 2**32-1
-    (_framed(b"E", msgpack.packb({"a": 1})), "malformed record (record is a dict, not a list)"),
-    (_framed(b"E", msgpack.packb(rec(4)[:7])), "malformed record (record has 7 fields, not 8)"),
-    (encode_record(rec(4, time="now")), "malformed record (record field time is a str, not int)"),
-    (encode_record(rec(4, seq=True)), "malformed record (record field seq is a bool, not int)"),
-    (encode_record(rec(4, payload=[1])), "malformed record (record field payload is a list, not dict)"),
-    (encode_record(rec(9)), "record out of sequence (expected seq 4, found 9)"),
-    (encode_record(rec(3)), "record out of sequence (expected seq 4, found 3)"),
-    (_framed(b"H", msgpack.packb({"format_version": 1})), "unexpected header frame"),
+    (encode_frame(b"E", b"\xa3\xff\xfe\xfd", 4), "undecodable record"),  # bad UTF-8
+    (wire(4, [0, "a", "b", "t", 1, 1, msgpack.ExtType(5, b"x")]), "undecodable record"),
+    (encode_frame(b"E", msgpack.packb({1: 2}, strict_types=False), 4), "undecodable record"),
+    (encode_frame(b"E", b"\x91" * 100_000 + b"\x00", 4), "undecodable record"),  # nesting bomb
+    (encode_frame(b"E", b"\xdd\xff\xff\xff\xff", 4), "undecodable record"),  # array of 2**32-1
+    (encode_frame(b"E", b"\xdd\x00\x10\x00\x01" + b"\xc0" * (2**20 + 1), 4),
+     "undecodable record"),  # over max_array_len
+    (wire(4, {"a": 1}), "malformed record (record is not an array of at least 6 elements)"),
+    (wire(4, [0, "a", "b", "t", 1]), "malformed record (record is not an array of at least 6 elements)"),
+    (wire(4, [0, 9999, "b", "t", 1, 1, {}]),
+     "malformed record (record field src is not a name or a known name index (9999))"),
+    (wire(4, [0, "a", -1, "t", 1, 1, {}]),
+     "malformed record (record field dst is not a name or a known name index (-1))"),
+    (wire(4, [0, "a", "b", True, 1, 1, {}]),
+     "malformed record (record field type is not a name or a known name index (True))"),
+    (wire(4, ["now", "a", "b", "t", 1, 1, {}]),
+     "malformed record (record time step, cause or chan_seq is not a 64-bit int)"),
+    (wire(4, [0, "a", "b", "t", -1, 1, {}]),
+     "malformed record (record time step, cause or chan_seq is not a 64-bit int)"),
+    (wire(4, [0, "a", "b", "t", 1, 1, [1]]), "malformed record (payload is a list, not a map)"),
+    (wire(4, [0, "a", "b", "t", 1, 1, {}, {}]), "malformed record (record has no single payload map)"),
+    (wire(4, [0, "a", "b", CMD_RUN, 1, 1, 7]), "malformed record (cmd.run payload has 1 fields, not 2)"),
+    (wire(4, [0, "a", "b", "t", 1, 1, {"d": _nested(40)}]),
+     "malformed record (nesting deeper than 32)"),
+    (wire(4, [0, "a", "b", "t", 1, 1, msgpack.ExtType(1, b"\xff\xff")]),
+     "malformed record (bad deflate data (Error -3 while decompressing data: invalid block type))"),
+    (wire(4, [0, "a", "b", "t", 1, 1, [msgpack.ExtType(1, b"")]]),
+     "malformed record (misplaced msgpack extension)"),
+    (wire(4, [0, "a", "b", "t", 1, 1, msgpack.ExtType(2, msgpack.packb({}))]),
+     "malformed record (map-form payload of a type without positional fields)"),
+    (wire(9, [0, "a", "b", "t", 1, 1, {}]), "checksum mismatch"),  # a frame out of place
+    (wire(3, [0, "a", "b", "t", 1, 1, {}]), "checksum mismatch"),
+    (b"E\x80\x00" + b"\0" * 8, "malformed frame length"),
+    (_framed(b"H", msgpack.packb({"format_version": 2})), "unexpected header frame"),
     (_framed(b"Q", b"x"), "unknown frame kind 0x51"),
-    (_framed(b"E", msgpack.packb(rec(4)))[:-1] + b"\x00", "checksum mismatch"),
+    (wire(4, [0, "a", "b", "t", 1, 1, {}])[:-1] + b"\x81", "checksum mismatch"),
     (_framed(b"X", msgpack.packb([2, {}])), "end of log counts 2 records but 3 were read"),
     (_framed(b"X", msgpack.packb({"events": 3})), "malformed end of log"),
+    (_framed(b"X", msgpack.packb([3, {"d": _nested(40)}])), "undecodable end of log"),
     (_framed(b"X", b"\xc1"), "undecodable end of log"),
     (b"", "missing end of log (run did not finish)"),
     (b"E\x05", "truncated record"),
+    (b"E", "truncated record"),
     (b"X", "truncated end of log"),
 ])
 def test_forged_damage(tmp_path: Path, tail: bytes, cause: str) -> None:
@@ -325,13 +392,45 @@ def test_forged_damage(tmp_path: Path, tail: bytes, cause: str) -> None:
     assert (err.cause, err.offset, err.path) == (cause, off, str(path))
 
 
+def test_forged_valid_wire_record_decodes(tmp_path: Path) -> None:
+    """The forging helper writes what the reader accepts (so the cases above fail
+    for the reason they name, not for a bad forgery)."""
+    path, off = _forge(tmp_path, wire(4, [0, "a", "b", "t", 1, 1, {"k": 1}])
+                       + _framed(b"X", msgpack.packb([4, {}])))
+    header, got, trailer, err = read_log(path)
+    assert err is None and got[3] == [4, RECORDS[2][1] + 1000, "a", "b", "t", 3, 1, {"k": 1}]
+    path, off = _forge(tmp_path, wire(4, [0, "a", "b", CMD_RUN, 1, 1, 0, "ls"])
+                       + _framed(b"X", msgpack.packb([4, {}])))
+    assert read_log(path)[1][3][4:] == ["cmd.run", 3, 1, {"index": 0, "command": "ls"}]
+
+
 def test_data_after_end(sample, tmp_path: Path) -> None:
     path, data = sample
     p = tmp_path / "extra.log"
-    for extra in (b"\x00", encode_record(rec(11)), b"junk" * 1000):
+    for extra in (b"\x00", wire(11, [0, "a", "b", "t", 1, 1, {}]), b"junk" * 1000):
         p.write_bytes(data + extra)
         h, got, trailer, err = read_log(p)
         assert got == RECORDS and trailer is None
+        assert (err.cause, err.offset) == ("data after end of log", len(data))
+
+
+def test_data_after_end_at_a_read_boundary(tmp_path: Path) -> None:
+    """END ending exactly where a 1 MiB read ends: the reader must still look for more."""
+    p = tmp_path / "b.log"
+    size = L.CHUNK - 1000
+    for _ in range(8):  # size one (incompressible) record so END ends at data_start + CHUNK
+        recs = [rec(1, {"blob": random.Random(1).randbytes(size)})] + RECORDS[1:3]
+        data = write_log(p, recs)
+        data_start = frames(p)[0][0]
+        if len(data) == data_start + L.CHUNK:
+            break
+        size += data_start + L.CHUNK - len(data)
+    assert len(data) == data_start + L.CHUNK, (len(data), data_start)
+    assert read_log(p)[3] is None
+    for extra in (b"\x00", b"junk" * 10):
+        p.write_bytes(data + extra)
+        h, got, trailer, err = read_log(p)
+        assert got == recs and trailer is None
         assert (err.cause, err.offset) == ("data after end of log", len(data))
 
 
@@ -358,7 +457,7 @@ def test_header_errors(tmp_path: Path) -> None:
         LogReader(p)
 
     good = write_log(tmp_path / "g.log", RECORDS[:1])
-    for version in (0, 2, 7, 2**32 - 1):
+    for version in (0, 1, 7, 2**32 - 1):
         p.write_bytes(MAGIC + struct.pack("<I", version) + good[L.PREFIX_SIZE:])
         with pytest.raises(LogFormatError) as ei:
             LogReader(p)
@@ -366,18 +465,46 @@ def test_header_errors(tmp_path: Path) -> None:
                                  f"this fadumpsim (reads version {FORMAT_VERSION})")
         assert ei.value.offset == -1
 
-    p.write_bytes(good[:L.PREFIX_SIZE] + _framed(b"H", msgpack.packb({"format_version": 2})))
-    with pytest.raises(LogFormatError, match="header format_version 2 does not match"):
+    def header(obj) -> bytes:
+        return _framed(b"H", codec.Deflater().chunk(msgpack.packb(obj)))
+
+    p.write_bytes(good[:L.PREFIX_SIZE] + header({"format_version": 1}))
+    with pytest.raises(LogFormatError, match="header format_version 1 does not match"):
         LogReader(p)
-    p.write_bytes(good[:L.PREFIX_SIZE] + _framed(b"H", msgpack.packb([1])))
+    p.write_bytes(good[:L.PREFIX_SIZE] + header([1]))
     with pytest.raises(LogFormatError, match="header is not a map at byte 20"):
         LogReader(p)
-    p.write_bytes(good[:L.PREFIX_SIZE] + encode_record(rec(1)))
+    p.write_bytes(good[:L.PREFIX_SIZE] + header({"format_version": 2, "event_schema": "x",
+                                                  "simulator_version": "9.9"}))
+    with pytest.raises(LogFormatError) as ei:
+        LogReader(p)
+    assert str(ei.value) == (f"{p}: log event schema 'x' is not this fadumpsim's "
+                             f"{SCHEMA_DIGEST!r} (log written by fadumpsim 9.9)")
+    p.write_bytes(good[:L.PREFIX_SIZE] + header({"format_version": 2, "d": _nested(40)}))
+    with pytest.raises(LogFormatError, match=r"undecodable header \(nesting deeper than 32\) at byte 20"):
+        LogReader(p)
+    p.write_bytes(good[:L.PREFIX_SIZE] + wire(1, [0, "a", "b", "t", 1, 1, {}]))
     with pytest.raises(LogFormatError, match="first frame is not a header"):
         LogReader(p)
     p.write_bytes(good[:L.PREFIX_SIZE] + _framed(b"H", b"\xc1"))
     with pytest.raises(LogFormatError, match="undecodable header"):
         LogReader(p)
+    p.write_bytes(good[:L.PREFIX_SIZE] + b"H\x80\x00")
+    with pytest.raises(LogFormatError, match="malformed header length at byte 20"):
+        LogReader(p)
+
+
+def test_non_regular_files_are_refused_without_reading(tmp_path: Path) -> None:
+    """A FIFO would block forever and /dev/zero would never end: refuse by file type."""
+    fifo = tmp_path / "fifo.log"
+    os.mkfifo(fifo)
+    with pytest.raises(LogFormatError) as ei:
+        LogReader(fifo)  # returns at once (no writer needed)
+    assert str(ei.value) == f"{fifo}: cannot open log (is a FIFO, not a regular file)"
+    with pytest.raises(LogFormatError, match="is a character device, not a regular file"):
+        read_log("/dev/zero")
+    with pytest.raises(LogFormatError, match="is a directory, not a regular file"):
+        list(iter_frames(tmp_path))
 
 
 def test_error_type_is_one_line_and_picklable() -> None:
@@ -430,18 +557,19 @@ def test_rewrite_records_altered_payload(sample, tmp_path: Path) -> None:
     assert err is None and h == LogReader(path).header and trailer == read_log(path)[2]
     assert got[4][7]["rc"] == 1
     assert got[:4] == RECORDS[:4] and got[5:] == RECORDS[5:]
-    assert len(dst.read_bytes()) == len(data)
     assert not Path(str(dst) + ".partial").exists()
 
     # identity rewrite is byte-identical
     rewrite_records(path, tmp_path / "same.log", lambda r: r)
     assert (tmp_path / "same.log").read_bytes() == data
 
-    # altering seq gives a log with valid checksums that the reader still refuses
-    rewrite_records(path, dst, lambda r: rec(r[0] + 1) if r[0] >= 6 else r)
-    h, got, trailer, err = read_log(dst)
-    assert got == RECORDS[:5]
-    assert err.cause == "record out of sequence (expected seq 6, found 7)"
+    # a frame's checksum covers its position: swapping two intact frames is damage
+    fr = frames(path)
+    (a0, _, a1), (b0, _, b1) = fr[5], fr[6]
+    swapped = data[:a0] + data[b0:b1] + data[a0:a1] + data[b1:]
+    (tmp_path / "swap.log").write_bytes(swapped)
+    h, got, trailer, err = read_log(tmp_path / "swap.log")
+    assert got == RECORDS[:5] and (err.cause, err.offset) == ("checksum mismatch", a0)
 
     # a damaged source is refused
     bad = tmp_path / "bad.log"
@@ -507,16 +635,18 @@ def test_writer_context_manager(tmp_path: Path) -> None:
 
 def test_crashed_writer_leaves_readable_partial(tmp_path: Path) -> None:
     p = tmp_path / "crash.log"
+    rnd = random.Random(3)
+    records = [rec(i, {"blob": rnd.randbytes(100)}) for i in range(1, 20001)]  # ~2 MB
     w = LogWriter(p, HEADER)
-    for i in range(1, 20001):  # more than the write buffer
-        w.append(rec(i))
-    w._file.flush()  # what the OS has when the process dies here
+    for r in records:  # more than the write buffer: what the OS has if the process dies now
+        w.append(r)
     assert not p.exists()
     r = LogReader(str(p) + ".partial")
     got = r.records()
-    assert 0 < len(got) < 20000 and got == [rec(i) for i in range(1, len(got) + 1)]
+    assert 0 < len(got) < 20000 and got == records[:len(got)]
     assert r.error.cause in ("missing end of log (run did not finish)", "truncated record")
     w.close()
+    assert read_log(p)[1] == records
 
 
 def test_writer_rejects_bad_input(tmp_path: Path) -> None:
@@ -537,4 +667,99 @@ def test_writer_rejects_bad_input(tmp_path: Path) -> None:
     w.append(rec(1))
     w.close()
     assert read_log(p)[1] == [rec(1)]
-    assert list(read_log(p)[0]) == ["format_version", *HEADER]
+    assert list(read_log(p)[0]) == ["format_version", "event_schema", *HEADER]
+    with pytest.raises(ValueError, match="event_schema"):
+        LogWriter(tmp_path / "s.log", dict(HEADER, event_schema={"cmd.run": 1}))
+    with pytest.raises(ValueError, match="nesting deeper than 32"):
+        with LogWriter(tmp_path / "d.log", HEADER) as w:
+            w.append(rec(1, {"d": _nested(40)}))
+    assert read_log(tmp_path / "d.log")[1:] == ([], {"error": "CodecError('nesting deeper than 32')"}, None)
+
+
+# --------------------------------------------------------------------------- safe writing
+
+def test_second_writer_of_a_name_is_refused_until_the_first_closes(tmp_path: Path) -> None:
+    p = tmp_path / "run.log"
+    w = LogWriter(p, HEADER)
+    w.append(rec(1))
+    with pytest.raises(LogBusyError) as ei:
+        LogWriter(p, HEADER)
+    assert ei.value.filename == str(p) and "being written by another run" in str(ei.value)
+    assert isinstance(ei.value, OSError)
+    w.append(rec(2))
+    w.close()
+    assert read_log(p)[1] == RECORDS[:2]  # the refused writer did not touch it
+    assert not Path(str(p) + ".lock").exists()
+    with LogWriter(p, HEADER) as w2:  # free again
+        w2.append(rec(1))
+
+
+def test_second_writer_in_another_process_is_refused(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    p = tmp_path / "run.log"
+    w = LogWriter(p, HEADER)
+    code = ("import sys\nfrom fadumpsim.events.logfile import LogWriter, LogBusyError\n"
+            "try:\n    LogWriter(sys.argv[1], {})\nexcept LogBusyError as e:\n"
+            "    print(e); sys.exit(2)\n")
+    r = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True)
+    assert r.returncode == 2 and "being written by another run" in r.stdout, r
+    w.close()
+    r = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_partial_symlink_is_never_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    p = tmp_path / "run.log"
+    Path(str(p) + ".partial").symlink_to(victim)
+    write_log(p, RECORDS[:2])
+    assert victim.read_text() == "precious"
+    assert read_log(p)[1] == RECORDS[:2] and not Path(str(p) + ".partial").exists()
+    Path(str(p) + ".lock").symlink_to(victim)  # nor the lock file
+    with pytest.raises(LogWriteError):
+        LogWriter(p, HEADER)
+    assert victim.read_text() == "precious"
+
+
+def test_stale_partial_of_a_crashed_run_is_replaced(tmp_path: Path) -> None:
+    p = tmp_path / "run.log"
+    Path(str(p) + ".partial").write_bytes(b"half a log")
+    write_log(p, RECORDS[:3])
+    assert read_log(p)[1:] == (RECORDS[:3], {"events": 3, "outcome": "pass"}, None)
+
+
+def test_failed_write_leaves_no_file_and_releases_the_lock(tmp_path: Path, monkeypatch) -> None:
+    import errno
+    p = tmp_path / "full.log"
+    w = LogWriter(p, HEADER)
+    w.append(rec(1))
+
+    def enospc(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(L.os, "write", enospc)
+    with pytest.raises(LogWriteError) as ei:
+        w.close()
+    monkeypatch.undo()
+    assert ei.value.errno == errno.ENOSPC and ei.value.filename == str(p) + ".partial"
+    assert sorted(x.name for x in tmp_path.iterdir()) == []  # no final, partial or lock
+    write_log(p, RECORDS[:1])  # the name is free again
+
+
+@pytest.mark.parametrize("durable, fsyncs", [(True, 2), (False, 0)])
+def test_fsync_once_at_close_only_when_durable(tmp_path: Path, monkeypatch, durable, fsyncs) -> None:
+    """A log the user named is fsynced once (file, then its directory for the rename);
+    internal re-recordings (durable=False) never wait for the disk."""
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(L.os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+    monkeypatch.setattr(L, "_WRITE_FLUSH", 1000)
+    w = LogWriter(tmp_path / "f.log", HEADER, durable=durable)
+    for i in range(1, 3001):  # many buffer flushes: none of them fsyncs
+        w.append(rec(i, {}))
+    assert calls == [] and os.path.getsize(str(tmp_path / "f.log") + ".partial") > 30000
+    w.close()
+    assert len(calls) == fsyncs
+    assert len(read_log(tmp_path / "f.log")[1]) == 3000

@@ -143,21 +143,27 @@ def test_random_runs_differ_by_seed_but_repeat():
     assert sim.run(sc, seed=2, strategy="random").trace == sim.run(sc, seed=2, strategy="random").trace
 
 
-def test_old_event_schema_is_refused_naming_both_versions(tmp_path):
-    from fadumpsim.events.logfile import LogFormatError, LogWriter
-    p, q = tmp_path / "a.fadlog", tmp_path / "old.fadlog"
+def test_old_event_schema_is_refused_naming_both_versions(tmp_path, monkeypatch):
+    """A log written by a build with another event schema (another digest of the
+    types' versions and field orders) is refused by name, never half-decoded."""
+    from fadumpsim.events import logfile
+    from fadumpsim.events.logfile import SCHEMA_DIGEST, LogFormatError
+    q = tmp_path / "old.fadlog"
+    from fadumpsim.events.logfile import LogWriter
+    p = tmp_path / "new.fadlog"
     api.record(scenario.load("double-registration"), str(p))
     header, recs, trailer, _err = read_log(p)
-    header = dict(header)
-    header.pop("format_version")
-    header["event_schema"] = dict(header["event_schema"], **{"cmd.run": 0})
-    w = LogWriter(str(q), header)
-    for r in recs:
-        w.append(r)
-    w.close(trailer)
+    header = {k: v for k, v in header.items() if k not in ("format_version", "event_schema")}
+    with monkeypatch.context() as m:
+        m.setattr(logfile, "SCHEMA_DIGEST", "0123456789abcdef")
+        with LogWriter(str(q), header) as w:
+            for r in recs:
+                w.append(r)
     with pytest.raises(LogFormatError) as ei:
         api.replay(str(q))
-    assert "'cmd.run' has schema version 0 in the log but version 1 in this fadumpsim" in str(ei.value)
+    assert (f"log event schema '0123456789abcdef' is not this fadumpsim's '{SCHEMA_DIGEST}'"
+            in str(ei.value))
+    assert ei.value.offset == -1
 
 
 def test_makedumpfile_compression_without_binding_is_a_clear_error(run):
@@ -171,3 +177,17 @@ def test_makedumpfile_compression_without_binding_is_a_clear_error(run):
     t = [x for x in res.transcript if x["script"] == "c"]
     assert t[0]["exit"] == 1 and "lzo compression is not supported" in t[0]["stderr"]
     assert t[1]["exit"] == 0
+
+
+@pytest.mark.parametrize("durable, fsyncs", [(True, 2), (False, 0)])
+def test_recorded_log_is_fsynced_once_only_when_durable(tmp_path, monkeypatch, durable, fsyncs):
+    """A log the user named costs one fsync (plus its directory) at close; internal
+    re-recordings (durable=False) none."""
+    import os
+    from fadumpsim.events import logfile
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(logfile.os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+    res = api.record("double-registration", str(tmp_path / "a.fadlog"), durable=durable)
+    assert res.events > 10 and len(calls) == fsyncs
+    assert read_log(tmp_path / "a.fadlog")[3] is None

@@ -14,6 +14,7 @@ from fadumpsim.actors.kernel.crash import CrashMixin
 from fadumpsim.actors.kernel.dlpar import DlparMixin
 from fadumpsim.actors.kernel.fadump import FadumpMixin
 from fadumpsim.actors.kernel.fwdump import FwDump
+from fadumpsim.actors.kernel.upstream import UpstreamMixin
 from fadumpsim.actors.kernel.sizing import parse_cmdline
 from fadumpsim.actors.kernel.mm import (BOOT_MISC, KERNEL_IMAGE, MEM_LIMIT_TAG, RTAS_SIZE,
                                         STRUCT_PAGE_SIZE, KernelMM, OutOfMemory)
@@ -23,7 +24,7 @@ from fadumpsim.actors.pagemap import PageMap
 from fadumpsim.events.envelope import Event
 
 
-class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
+class Kernel(UpstreamMixin, FadumpMixin, CrashMixin, DlparMixin, OpActor):
     """A Linux kernel of the scenario's profile, on one partition."""
 
     def __init__(self, name: str, machine: Machine, cfg: KernelConfig,
@@ -86,7 +87,8 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         fw.hpte_region_size = dt["fadump"]["hpte_size"]
         fw.fdm_active = dt["kernel_dump"]
         fw.dump_active = fw.fdm_active is not None
-        self.printk(f"Linux version 4.18.0-fadumpsim ({self.cfg.profile}) #1 SMP")
+        release = "6.12.0" if self.cfg.profile == "upstream" else "4.18.0"
+        self.printk(f"Linux version {release}-fadumpsim ({self.cfg.profile}) #1 SMP")
         self.printk(f"Kernel command line: {self.cfg.cmdline}")
         # early params: fadump=, fadump_reserve_mem=, mem=; crashkernel= is parsed where it
         # is used; anything else (fadumb=on) is not the kernel's and goes to init
@@ -122,6 +124,7 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
             if self.process_fadump() < 0:
                 yield from self.fadump_invalidate_release_mem()
         else:
+            yield from self.setup_fadump()
             wl = self.cfg.workload
             try:
                 for klass in ("kernel", "user", "cache"):
@@ -188,6 +191,8 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
         """Does this profile's kernel, as booted, have `path` (actors/kernel/sysfs.py)?"""
         if f == "region":  # debugfs powerpc/fadump_region: created with the sysfs files
             return self.fw.fadump_enabled
+        if self.cfg.profile == "upstream":
+            return self.upstream_sysfs_exists(f)
         return sysfs.exists(self.cfg.profile, path, enabled=self.fw.fadump_enabled,
                             release_mem_created=self.release_mem_created)
 
@@ -200,6 +205,8 @@ class Kernel(FadumpMixin, CrashMixin, DlparMixin, OpActor):
             self.reply(ev, f"{int(fw.dump_registered)}\n")
         elif f == "enabled":
             self.reply(ev, f"{int(fw.fadump_enabled)}\n")
+        elif f in ("mem_reserved", "hotplug_ready"):
+            self.reply(ev, self.fadump_sysfs_show(f) or "")
         else:
             fdm = fw.fdm_active if fw.fdm_active is not None else fw.fdm
             self.reply(ev, shell.fadump_region(fdm if fw.fadump_enabled else None,

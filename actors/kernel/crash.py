@@ -87,21 +87,23 @@ class CrashMixin:
     def process_fadump(self) -> int:
         """Validate the dump firmware took; 0 when /proc/vmcore can be exported."""
         fdm = self.fw.fdm_active
+        rtas = "rtas fadump: " if self.cfg.profile == "upstream" else ""
         cpu = section(fdm, CPU_STATE_DATA)
         rmr = section(fdm, REAL_MODE_REGION)
         if fdm["status"] == ERROR_FLAG or cpu["error"] or rmr["error"]:
-            self.printk("Dump taken by platform is not valid")
+            self.printk(f"{rtas}Dump taken by platform is not valid")
             self.dump_status = "invalid"
             return -errno.EINVAL
         if rmr["dumped"] != rmr["length"] or not cpu["dumped"]:
-            self.printk("Dump taken by platform is incomplete")
+            self.printk(f"{rtas}Dump taken by platform is incomplete")
             self.dump_status = "incomplete"
             return -errno.EINVAL
         hdr = self.blobs.get(self.fw.fadumphdr_addr)
         if hdr is None or hdr.get("magic") != CRASH_INFO_MAGIC:
-            self.printk("Crash info header is not valid.")
+            self.printk(f"{'fadump: ' if rtas else ''}Crash info header is not valid.")
             self.dump_status = "invalid"
             return -errno.EINVAL
+        hdr = self.capture_elfcorehdr(hdr)  # mainline 2024: built here, from this memblock
         self.vmcore = self.last_vmcore = self.build_vmcore(hdr, rmr)
         self.dump_status = "available"
         return 0

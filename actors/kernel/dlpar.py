@@ -25,6 +25,8 @@ class DlparMixin:
     def is_fadump_memory_area(self, addr: int, size: int) -> bool:
         """RFC 4/4 is_fadump_memory_area() (or is_fadump_boot_memory_area() without it)."""
         fw = self.fw
+        if self.cfg.profile == "upstream":
+            return self.is_upstream_fadump_memory_area(addr, size)
         if not fw.dump_registered:
             return False
         if self.cfg.has("hotplug-protect"):
@@ -173,7 +175,14 @@ class DlparMixin:
         self.start_op("fadump_register_store", write(), by="udev")
 
     def on_hp_sysfs_read(self, ev: Any) -> None:
-        """kdumpctl's check_current_status: cat fadump_registered."""
-        self.send(ev.src, "hp.sysfs_value", {"op": ev.payload["op"],
-                                             "value": f"{int(self.fw.dump_registered)}\n"})
+        """kdumpctl's check_current_status (cat fadump_registered) and the 2024 udev rule's
+        reads (fadump_enabled, fadump/hotplug_ready); value None: no such file."""
+        path = ev.payload["path"]
+        name = path.rsplit("/", 1)[1].removeprefix("fadump_")
+        value: str | None = None
+        if self.sysfs_file_exists(name, path):
+            value = {"registered": f"{int(self.fw.dump_registered)}\n",
+                     "enabled": f"{int(self.fw.fadump_enabled)}\n"}.get(name) \
+                or self.fadump_sysfs_show(name)
+        self.send(ev.src, "hp.sysfs_value", {"op": ev.payload["op"], "value": value})
 

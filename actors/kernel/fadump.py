@@ -35,6 +35,8 @@ class FadumpMixin:
     def fadump_reserve_mem(self) -> int:
         """fadump_reserve_mem(): size, place and reserve the area (or the crash area);
         1 when fadump reserved memory, 0 otherwise (then the kdump path runs)."""
+        if self.cfg.profile == "upstream":
+            return self.upstream_reserve_mem()
         fw, mm, log = self.fw, self.mm, self.printk  # log: bare printk; self.pr: pr_*()
         p = self.params
         fw.fadump_enabled, fw.nonmovable = p.enabled, p.nonmovable and self.cfg.has("zone-movable")
@@ -101,6 +103,8 @@ class FadumpMixin:
     def fadump_init_reserved_mem(self) -> None:
         """RFC 2/4 fadump_init_reserved_mem(): mark the boot-memory-sized head movable."""
         fw = self.fw
+        if self.cfg.profile == "upstream":
+            return self.fadump_cma_init()
         if not self.cfg.has("zone-movable") or not fw.fadump_enabled or fw.nonmovable \
                 or fw.dump_active or not fw.reserve_dump_area_size:
             return
@@ -149,6 +153,8 @@ class FadumpMixin:
             if fw.dump_registered:
                 yield from self.fadump_unregister_dump()
         elif val == 1:
+            if fw.dump_registered and self.cfg.mainline("reregister"):
+                yield from self.fadump_unregister_dump()  # 2019: re-register in one write
             if fw.dump_registered:
                 ret = -errno.EEXIST
             else:
@@ -169,6 +175,8 @@ class FadumpMixin:
             return rc
 
     def register_fadump(self) -> Generator[Any, Any, int]:
+        if self.cfg.profile == "upstream":
+            return (yield from self.upstream_register_fadump())
         fw, mm = self.fw, self.mm
         if not fw.reserve_dump_area_size or fw.fdm is None:
             return -errno.ENODEV
@@ -240,6 +248,8 @@ class FadumpMixin:
         return self._contiguous(s, e)
 
     def fadump_unregister_dump(self) -> Generator[Any, Any, int]:
+        if self.cfg.profile == "upstream":
+            return (yield from self.upstream_unregister())
         rc = yield from self._rtas_configure(UNREGISTER, self.fw.fdm)
         if rc:
             self.printk(f"Failed to un-register firmware-assisted dump. unexpected error({rc}).")
@@ -248,6 +258,8 @@ class FadumpMixin:
         return 0
 
     def fadump_invalidate_dump(self) -> Generator[Any, Any, int]:
+        if self.cfg.profile == "upstream":
+            return (yield from self.upstream_invalidate())
         rc = yield from self._rtas_configure(INVALIDATE, self.fw.fdm_active)
         if rc:
             self.pr("Failed to invalidate firmware-assisted dump registration. "
@@ -268,9 +280,9 @@ class FadumpMixin:
         yield from self.fadump_invalidate_dump()
         old_s, old_e = fw.reserved_area()
         fw.reserve_dump_area_start = dest
-        fw.reserve_dump_area_size = area_size(fw.boot_memory_size, fw.cpu_state_data_size,
-                                              fw.hpte_region_size, len(mm.memory_regions()), mm.ps)
+        fw.reserve_dump_area_size = self.fadump_area_size()
         ra_s, ra_e = fw.reserved_area()
+        self.release_messages((old_s, old_e), (ra_s, ra_e))
         # fadump_release_memory(): everything but the new reserved area goes back,
         # into the kernel zone (ZONE_MOVABLE only at the next fresh boot)
         mm.reserved = [r for r in mm.reserved if not (r[0] == old_s and r[1] == old_e)]

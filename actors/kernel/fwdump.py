@@ -73,6 +73,11 @@ class FwDump:
     fdm_active: dict[str, Any] | None = None     # ibm,kernel-dump from the device tree
     crash_memory_ranges: list[list[int]] = field(default_factory=list)
     zone_movable: bool = False                   # ZONE_MOVABLE activated over the area
+    # mainline (profile upstream) fields
+    nocma: bool = False                          # fadump=nocma
+    boot_mem_top: int = 0                        # end of boot memory including holes
+    boot_mem_regions: list[list[int]] = field(default_factory=list)
+    cma: bool = False                            # the fadump CMA area is active
     registrations: int = 0
 
     def reserved_area(self) -> tuple[int, int]:

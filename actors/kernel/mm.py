@@ -46,6 +46,7 @@ class KernelMM:
     reserved: list[list[int]] = field(default_factory=list)   # memblock.reserved [start, end)
     boot_kernel_bytes: int = 0        # PageReserved kernel memory (never managed)
     movable: tuple[int, int] | None = None   # ZONE_MOVABLE span
+    cma: tuple[int, int] | None = None       # a CMA area (zone Normal, movable pages only)
     isolated: list[tuple[int, int]] = field(default_factory=list)
     allocs: list[Alloc] = field(default_factory=list)
     alloc_seq: int = 0
@@ -160,7 +161,7 @@ class KernelMM:
     # -- allocation --------------------------------------------------------------------------
     def _free_pieces(self, klass: str) -> Iterator[tuple[int, int]]:
         """Free ranges in allocation order for `klass` (zonelist order)."""
-        mv = self.movable
+        mv = self.movable or self.cma   # movable pages go there first; kernel pages never
         iso = self.isolated
 
         def usable(s: int, e: int) -> Iterator[tuple[int, int]]:
@@ -217,7 +218,7 @@ class KernelMM:
         plan: list[tuple[int, int]] = []
         need = size
         reverse_normal = klass != "kernel"
-        mv = self.movable
+        mv = self.movable or self.cma
         for s, e in self._free_pieces(klass):
             take = min(need, e - s)
             in_movable = mv is not None and mv[0] <= s < mv[1]
@@ -267,6 +268,8 @@ class KernelMM:
         """
         if self.pages.covered(start, end) != end - start:
             return False
+        if self.cma is not None and self.cma[0] < end and start < self.cma[1]:
+            return False  # has_unmovable_pages(): CMA pageblocks are never offlined
         return all(k in ("free", "user", "cache")
                    for _s, _e, k, _t, _b in self.pages.pieces(start, end))
 
