@@ -107,12 +107,15 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
         raise InputError(str(e)) from None
     if log_path and path.exists():
         click.echo(f"fadumpsim: note: replacing existing log {path}", err=True)
+    from fadumpsim.events.logfile import LogBusyError
     from fadumpsim.sim import scheduled
     strat = scheduled(sc, make_strategy(strategy, seed, depth=depth, steps=steps))
     try:
         res = record(sc, str(path), seed=seed, strategy=strat, dump_dir=dump_dir,
                      observers=observers)
-    except OSError as e:  # incl. LogBusyError/LogWriteError on the named log: exit 2  # the host's problem (disk full, permissions), not the simulation's
+    except LogBusyError as e:  # another run holds the log name: exit 2
+        raise InputError(f"{e.filename}: {e.strerror}") from None
+    except OSError as e:  # the host's problem (disk full, permissions; LogWriteError): exit 2
         raise InputError(host_error_text(e, path)) from None
     if res.host_errors:  # the log is complete and replays; the dump file is not there
         raise InputError(host_error_text(res.host_errors[0], dump_dir) +
