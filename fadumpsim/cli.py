@@ -381,6 +381,8 @@ def _register_optional() -> None:
     cli.add_command(minimize_cmd, "minimize")
     from fadumpsim.cli_compare import compare_cmd
     cli.add_command(compare_cmd, "compare")
+    from fadumpsim.cli_swarm import swarm_cmd
+    cli.add_command(swarm_cmd, "swarm")
 
 
 _register_optional()

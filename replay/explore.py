@@ -399,6 +399,18 @@ class _Dask:
                 self.cluster.close()
 
 
+def make_executor(workers: int = 1, scheduler_address: str | None = None,
+                  dask_processes: bool = True) -> Any:
+    """An executor with `imap(fn, args)` (results in submission order), `close()` and
+    `name`: Dask when a scheduler address is given, processes for workers > 1, else
+    serial. Shared by explore and the swarm."""
+    if scheduler_address is not None:
+        return _Dask(scheduler_address, workers, dask_processes)
+    if workers > 1:
+        return _Pool(workers)
+    return _Serial()
+
+
 # -- merging results ----------------------------------------------------------------------------
 class _Merger:
     """Folds executions (in schedule order) into an ExploreResult; saves one log per failure."""

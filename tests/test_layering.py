@@ -26,9 +26,11 @@ LAYERS = [
              "fadumpsim.verdict", "fadumpsim.render", "fadumpsim.expect", "fadumpsim.api",
              "fadumpsim.explain", "fadumpsim.report", "fadumpsim.pin",
              "fadumpsim.memmap", "fadumpsim.eventtext", "fadumpsim.statefmt", "fadumpsim.difflog",
-             "fadumpsim.scenarios", "fadumpsim.compare", "fadumpsim.hostpaths")),
+             "fadumpsim.scenarios", "fadumpsim.compare", "fadumpsim.strategies",
+             "fadumpsim.swarm", "fadumpsim.hostpaths")),
     ("top", ("fadumpsim.cli", "fadumpsim.cli_common", "fadumpsim.cli_explore",
-             "fadumpsim.cli_inspect", "fadumpsim.cli_compare", "fadumpsim.pytest_plugin")),
+             "fadumpsim.cli_inspect", "fadumpsim.cli_compare", "fadumpsim.cli_swarm",
+             "fadumpsim.pytest_plugin")),
 ]
 
 

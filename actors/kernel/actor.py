@@ -114,7 +114,12 @@ class Kernel(UpstreamMixin, FadumpMixin, CrashMixin, DlparMixin, OpActor):
                           if s < hi and lo < e)
             size = present // m.page_size * STRUCT_PAGE_SIZE
             size = max(m.page_size, (size + m.page_size - 1) // m.page_size * m.page_size)
-            at = mm.memblock_alloc_top_down(size, lo, hi)
+            try:
+                at = mm.memblock_alloc_top_down(size, lo, hi)
+            except OutOfMemory:
+                # memblock_alloc_try_nid(): a node with no free memory (the capture
+                # kernel reserves everything above boot memory) falls back to any node
+                at = mm.memblock_alloc_top_down(size, 0, mm.end_of_dram())
             mm.boot_reserve_kernel(at, at + size, f"kernel:memmap{nid}")
         self.fadump_init_reserved_mem()
         self.release_mem_created = fw.fadump_enabled and fw.dump_active

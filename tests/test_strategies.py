@@ -1,0 +1,165 @@
+"""The scenario generator: valid, deterministic, covering its space; hypothesis strategies."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+from fadumpsim import sim
+from fadumpsim.actors.sizes import parse_size
+from fadumpsim.scenario import Scenario
+from fadumpsim.strategies import (Knobs, RandomDraw, gen_scenario, interesting_lmbs, kernels,
+                                  machines, scenario_for_seed, scenarios, scripts, workloads)
+
+SEEDS = range(300)
+
+
+def test_every_generated_scenario_is_valid() -> None:
+    for seed in SEEDS:
+        data = scenario_for_seed(seed)
+        Scenario(data, source=f"<seed {seed}>")   # raises ScenarioError when invalid
+
+
+def test_same_seed_same_scenario_in_another_process() -> None:
+    here = [scenario_for_seed(s) for s in (0, 7, 123)]
+    code = ("import json; from fadumpsim.strategies import scenario_for_seed; "
+            "print(json.dumps([scenario_for_seed(s) for s in (0, 7, 123)]))")
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    assert json.loads(out) == here
+    assert scenario_for_seed(1) != scenario_for_seed(2)
+
+
+def _commands(data: dict) -> list[str]:
+    return [c for s in data["script"] for c in s["run"]]
+
+
+def test_the_generator_covers_its_space() -> None:
+    """Over 300 seeds every feature the swarm promises shows up (a dropped branch fails)."""
+    seen: Counter[str] = Counter()
+    mems = set()
+    for seed in SEEDS:
+        d = scenario_for_seed(seed)
+        mems.add(parse_size(d["machine"]["memory"]))
+        seen["udev"] += d.get("hotplug", {}).get("udev_reload", False)
+        seen["nonmovable"] += "fadump=nonmovable" in d["kernel"]["cmdline"]
+        seen["crashkernel"] += "crashkernel=" in d["kernel"]["cmdline"]
+        seen["holes"] += bool(d["machine"].get("unassigned"))
+        seen["nodes"] += d["machine"].get("nodes", 1) > 1
+        seen["workload"] += bool(d.get("workload"))
+        names = {s["name"] for s in d["script"]}
+        seen["crash"] += "crash" in names
+        seen["restart"] += "kdump-restart" in names
+        for c in _commands(d):
+            for key, needle in (("remove-index", "-r -s"), ("remove-count", "-r -q"),
+                                ("add", "-a -q"), ("busy", "inject rtas 99"),
+                                ("busy-2", "inject rtas -2 "), ("error", "inject rtas -1 "),
+                                ("copy-error", "inject copy-error"), ("d31", "-d 31"),
+                                ("cp", "cp /proc/vmcore"), ("release", "fadump_release_mem"),
+                                ("unregister", "echo 0 > /sys/kernel/fadump_registered")):
+                seen[key] += needle in c
+    assert min(mems) == 2 << 30 and max(mems) == 64 << 40
+    for key in ("udev", "nonmovable", "crashkernel", "holes", "nodes", "workload", "crash",
+                "restart", "remove-index", "remove-count", "add", "busy", "busy-2", "error",
+                "copy-error", "d31", "cp", "release", "unregister"):
+        assert seen[key] > 0, key
+    assert 0 < seen["udev"] < len(SEEDS)             # drawn, both ways
+    assert seen["crash"] < len(SEEDS)                 # some runs never crash
+
+
+def test_dlpar_by_index_aims_at_fadump_boundaries() -> None:
+    # 8GB, 256MB LMBs: boot memory 576MB, the area right above it: LMBs 2..5 matter
+    lm = interesting_lmbs(8 << 30, 256 << 20, 512 << 20, "fadump=on")
+    assert {2, 3, 4} <= set(lm) and 31 in lm and 1 not in lm
+
+
+def test_forcing_a_knob_changes_only_that_knob() -> None:
+    for seed in range(40):
+        free = scenario_for_seed(seed)
+        locked = scenario_for_seed(seed, Knobs(hotplug_lock=True, udev_reload=False))
+        assert locked["kernel"].get("hotplug_lock") is True
+        assert "hotplug" not in locked
+        free["kernel"].pop("hotplug_lock", None)
+        locked["kernel"].pop("hotplug_lock", None)
+        free.pop("hotplug", None)
+        # the udev rule changes the oracle's conditions, nothing else
+        free.pop("expect", None)
+        locked.pop("expect", None)
+        assert free == locked
+
+
+def test_default_knobs_are_the_profile_as_shipped() -> None:
+    for seed in range(100):
+        k = scenario_for_seed(seed)["kernel"]
+        assert "revert" not in k and "hotplug_lock" not in k
+    reverted = [scenario_for_seed(s, Knobs(revert=("hotplug-protect",)))["kernel"]
+                for s in range(5)]
+    assert all(k["revert"] == ["hotplug-protect"] for k in reverted)
+    classic = scenario_for_seed(3, Knobs(profile="classic"))
+    assert classic["profile"] == "classic" and "revert" not in classic["kernel"]
+    assert "nonmovable" not in classic["kernel"]["cmdline"]
+
+
+@pytest.mark.parametrize("settings_, problem", [
+    (["hotplug_lock"], "expected KEY=VALUE"),
+    (["hotplug_lock=maybe"], "true, false or any"),
+    (["revert=zone-movabl"], "unknown patch"),
+    (["colour=red"], "unknown knob"),
+    (["max_memory=lots"], "max_memory"),
+])
+def test_knob_errors_name_the_problem(settings_: list[str], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Knobs.parse("rfc-v6", settings_)
+
+
+def test_knob_parsing() -> None:
+    k = Knobs.parse("rfc-v6", ["hotplug_lock=any", "udev-reload=false", "revert=hotplug-protect",
+                               "max_memory=64G"])
+    assert (k.hotplug_lock, k.udev_reload, k.revert, k.max_memory) == (None, False,
+                                                                        ("hotplug-protect",),
+                                                                        64 << 30)
+    with pytest.raises(ValueError, match="classic"):
+        Knobs.parse("classic", ["revert=hotplug-protect"])
+    assert all(parse_size(scenario_for_seed(s, k)["machine"]["memory"]) <= 64 << 30
+               for s in range(50))
+
+
+def test_random_draw_is_the_same_generator_as_the_strategy() -> None:
+    """The swarm's generator is gen_scenario; the strategy wraps the same function."""
+    import random
+    a = gen_scenario(RandomDraw(random.Random("x")), Knobs(), name="n")
+    b = gen_scenario(RandomDraw(random.Random("x")), Knobs(), name="n")
+    assert a == b
+    Scenario(a)
+
+
+# -- hypothesis: the public strategies ------------------------------------------------------------
+@settings(max_examples=40, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(profile="rfc-v6", max_memory=64 << 30))
+def test_strategy_scenarios_validate_and_run_deterministically(data: dict) -> None:
+    sc = Scenario(data)
+    a = sim.run(sc, seed=1, strategy="random")
+    b = sim.run(Scenario(data), seed=1, strategy="random")
+    assert (a.events, a.trace, a.violations) == (b.events, b.trace, b.violations)
+
+
+@settings(max_examples=30, derandomize=True, deadline=None)
+@given(machines(), kernels(Knobs(profile="classic")), workloads("16G"), scripts("16G"))
+def test_part_strategies_build_valid_sections(m: dict, k: dict, w: dict, s: list) -> None:
+    assert "revert" not in k and "nonmovable" not in k["cmdline"]
+    Scenario({"name": "parts", "profile": "classic", "machine": m, "kernel": k})
+    Scenario({"name": "parts", "machine": {"memory": "16G"}, "workload": w, "script": s})
+
+
+@settings(max_examples=20, derandomize=True, deadline=None)
+@given(scenarios(profile="rfc-v6", hotplug_lock=True, udev_reload=False, max_memory=16 << 30))
+def test_strategy_overrides_are_knobs(data: dict) -> None:
+    assert data["kernel"]["hotplug_lock"] is True and "hotplug" not in data
+    assert parse_size(data["machine"]["memory"]) <= 16 << 30
