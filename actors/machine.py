@@ -12,10 +12,10 @@ from fadumpsim.actors.sizes import MB, parse_size
 
 PROFILES = ("rfc-v6", "classic", "upstream")
 
-#: The architecture's limits (docs/scenario-format.md, "Machine bounds"): ppc64 book3s
-#: kernels of 2018 had MAX_PHYSMEM_BITS 46 (64TB; raised to 2PB only by commit
-#: 4ffe713b7587 in 2019), pseries_defconfig NR_CPUS=2048.
-MAX_PHYSMEM = 1 << 46
+#: The architecture's limits (docs/scenario-format.md, "Limits"): ppc64 book3s
+#: MAX_PHYSMEM_BITS is 51 (2PB) since commit 4ffe713b7587 (2019; 46, 64TB, before) --
+#: the largest any profile (upstream included) can address; pseries_defconfig NR_CPUS=2048.
+MAX_PHYSMEM = 1 << 51
 MIN_LMB = 16 * MB
 MAX_CPUS = 2048
 MAX_NODES = 64  # the model's own cap, below the kernel's MAX_NUMNODES (256)
@@ -86,12 +86,12 @@ class Machine:
         if ps not in (4096, 65536):
             out.append(("page_size", f"must be 4K or 64K, got {ps}"))
         if lmb < MIN_LMB or lmb & (lmb - 1) or lmb > MAX_PHYSMEM:
-            out.append(("lmb_size", "must be a power of two from 16M to 64T"))
+            out.append(("lmb_size", "must be a power of two from 16M to 2P"))
             return out  # every other check divides by it
         for key in ("memory", "max_memory"):
             if getattr(self, key) > MAX_PHYSMEM:
-                out.append((key, f"{getattr(self, key)} bytes exceeds the 64T a ppc64 kernel of "
-                                 "2018 can address (MAX_PHYSMEM_BITS 46)"))
+                out.append((key, f"{getattr(self, key)} bytes exceeds the 2P a ppc64 kernel can "
+                                 "address (MAX_PHYSMEM_BITS 51)"))
                 return out
         if self.memory <= 0 or self.memory % lmb:
             out.append(("memory", f"must be a positive multiple of lmb_size ({lmb // MB}M)"))

@@ -148,4 +148,4 @@ def test_memory_map_rows_match_a_per_page_brute_force_and_stay_few_at_64tb(tmp_p
     blog = tmp_path / "big.fadlog"
     r = record(load(str(big)), str(blog))
     brows = memory_map(state_at(str(blog), r.events), lmb)
-    assert len(brows) <= 12 and brows[-1].last_lmb == 262143  # max_memory defaults to 2*memory capped at 64T
+    assert len(brows) <= 12 and brows[-1].last_lmb == 524287

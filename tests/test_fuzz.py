@@ -97,7 +97,7 @@ def test_fuzz_scenarios_load_or_refuse_in_one_line(data):
     except scenario.ScenarioError as e:
         assert "\n" not in str(e) and str(e).startswith("<fuzz>: ")
         return
-    assert sc.machine.max_memory <= 1 << 46
+    assert sc.machine.max_memory <= 1 << 51
 
 
 @FUZZ

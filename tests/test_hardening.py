@@ -206,11 +206,11 @@ def test_full_disk_while_writing_the_log(tmp_path, capsys, monkeypatch):
 
 # -- 2. tiny inputs, huge allocations; 3. exit codes ----------------------------------------
 SCENARIOS = [
-    ('name = "x"\n[machine]\nmemory = "1000000TB"', "MAX_PHYSMEM_BITS"),
+    ('name = "x"\n[machine]\nmemory = "1000000TB"', "MAX_PHYSMEM_BITS 51"),
     ('name = "x"\n[machine]\nmemory = "99999999999E"', "does not fit in 64 bits"),
-    ('name = "x"\n[machine]\nmax_memory = "128T"', "[machine] max_memory"),
+    ('name = "x"\n[machine]\nmax_memory = "4P"', "[machine] max_memory"),
     ('name = "x"\n[machine]\nlmb_size = 0', "[machine] lmb_size"),
-    ('name = "x"\n[machine]\nlmb_size = "128T"', "[machine] lmb_size"),
+    ('name = "x"\n[machine]\nlmb_size = "4P"', "[machine] lmb_size"),
     ('name = "x"\n[machine]\ncpus = ' + "9" * 5000, "4300 digits"),
     # tomllib refuses it ("nested too deeply") or, under a raised recursion limit, the
     # description is no string: either way one line, exit 2
@@ -338,7 +338,7 @@ BAD_LOGS = [
     ("string-max-events", _hdr(max_events="many"), "max_events"),
     ("string-seed", _hdr(seed="x"), "seed"),
     ("lmb-size-0", _hdr(lmb_size=0), "lmb_size"),
-    ("huge-machine", _hdr(memory="1000000TB"), "MAX_PHYSMEM_BITS"),
+    ("huge-machine", _hdr(memory="1000000TB"), "MAX_PHYSMEM_BITS 51"),
 ]
 
 
