@@ -27,11 +27,18 @@ class CommandError(ValueError):
     pass
 
 
-def _int(text: str, what: str) -> int:
+def _int(text: str, what: str, lo: int = -(1 << 31), hi: int = (1 << 31) - 1) -> int:
+    """A C `int` argument (strtol base 0): anything outside lo..hi is refused, as the
+    real tools' range checks would, and never reaches an event payload."""
     try:
-        return int(text, 0)
+        n = int(text, 0) if len(text) <= 24 else None
     except ValueError:
-        raise CommandError(f"{what} must be an integer, got {text!r}") from None
+        n = None
+    if n is None:
+        raise CommandError(f"{what} must be an integer, got {text[:40]!r}")
+    if not lo <= n <= hi:
+        raise CommandError(f"{what} {text!r} is out of range ({lo}..{hi})")
+    return n
 
 
 def parse_command(actor: str, text: str) -> dict[str, Any]:
@@ -171,7 +178,7 @@ def _drmgr(argv: list[str], text: str) -> dict[str, Any]:
         return {"prog": "drmgr", "action": action, "count": n, "drc_index": -1}
     if action == "add":
         raise CommandError("drmgr: -a takes -q N here (add by count)")
-    drc = _int(argv[5], "DRC index")
+    drc = _int(argv[5], "DRC index", 0, 0xFFFFFFFF)
     if drc < 0x80000000 or drc > 0xFFFFFFFF:
         raise CommandError(f"drmgr: DRC index {argv[5]} is not an LMB index (0x80000000 + LMB number)")
     return {"prog": "drmgr", "action": action, "count": 0, "drc_index": drc}

@@ -11,6 +11,14 @@ from typing import Any
 from fadumpsim.actors.sizes import MB, parse_size
 
 PROFILES = ("rfc-v6", "classic", "upstream")
+
+#: The architecture's limits (docs/scenario-format.md, "Limits"): ppc64 book3s
+#: MAX_PHYSMEM_BITS is 51 (2PB) since commit 4ffe713b7587 (2019; 46, 64TB, before) --
+#: the largest any profile (upstream included) can address; pseries_defconfig NR_CPUS=2048.
+MAX_PHYSMEM = 1 << 51
+MIN_LMB = 16 * MB
+MAX_CPUS = 2048
+MAX_NODES = 64  # the model's own cap, below the kernel's MAX_NUMNODES (256)
 RFC_PATCHES = ("zone-movable", "hole-message", "hotplug-protect")
 #: mainline steps after 2018 that profile `upstream` can revert one by one (docs/profiles.md)
 UPSTREAM_STEPS = ("cma", "reregister", "boot-register", "hotplug-ready")
@@ -57,7 +65,9 @@ class Machine:
     def from_dict(cls, d: dict[str, Any]) -> "Machine":
         mem = parse_size(d.get("memory", "8G"))
         kw: dict[str, Any] = {"memory": mem}
-        kw["max_memory"] = parse_size(d["max_memory"]) if "max_memory" in d else 2 * mem
+        # default: twice memory (the contract), but never beyond what the kernel addresses
+        kw["max_memory"] = parse_size(d["max_memory"]) if "max_memory" in d else \
+            max(mem, min(2 * mem, MAX_PHYSMEM))
         for k in ("lmb_size", "page_size", "rma_size"):
             if k in d:
                 kw[k] = parse_size(d[k])
@@ -75,18 +85,24 @@ class Machine:
         ps, lmb = self.page_size, self.lmb_size
         if ps not in (4096, 65536):
             out.append(("page_size", f"must be 4K or 64K, got {ps}"))
-        if lmb < 16 * MB or lmb & (lmb - 1):
-            out.append(("lmb_size", "must be a power of two of at least 16M"))
+        if lmb < MIN_LMB or lmb & (lmb - 1) or lmb > MAX_PHYSMEM:
+            out.append(("lmb_size", "must be a power of two from 16M to 2P"))
+            return out  # every other check divides by it
+        for key in ("memory", "max_memory"):
+            if getattr(self, key) > MAX_PHYSMEM:
+                out.append((key, f"{getattr(self, key)} bytes exceeds the 2P a ppc64 kernel can "
+                                 "address (MAX_PHYSMEM_BITS 51)"))
+                return out
         if self.memory <= 0 or self.memory % lmb:
             out.append(("memory", f"must be a positive multiple of lmb_size ({lmb // MB}M)"))
         if self.max_memory < self.memory or self.max_memory % lmb:
             out.append(("max_memory", "must be >= memory and a multiple of lmb_size"))
         if self.rma_size <= 0 or self.rma_size % lmb or self.rma_size > self.memory:
             out.append(("rma_size", "must be a multiple of lmb_size within memory"))
-        if not 1 <= self.cpus <= 2048:
-            out.append(("cpus", "must be 1..2048"))
-        if not 1 <= self.nodes <= 64 or (self.memory // lmb) % self.nodes:
-            out.append(("nodes", "must be 1..64 and divide the LMB count evenly"))
+        if not 1 <= self.cpus <= MAX_CPUS:
+            out.append(("cpus", f"must be 1..{MAX_CPUS} (NR_CPUS)"))
+        if not 1 <= self.nodes <= MAX_NODES or (self.memory // lmb) % self.nodes:
+            out.append(("nodes", f"must be 1..{MAX_NODES} and divide the LMB count evenly"))
         for n in self.unassigned:
             if not 0 <= n < self.boot_lmbs or n * lmb < self.rma_size:
                 out.append(("unassigned", f"LMB {n} is not a boot LMB above the RMA"))

@@ -14,7 +14,8 @@ from typing import Any
 
 import click
 
-from fadumpsim.cli_common import EXIT_DIVERGED, EXIT_FAIL, EXIT_OK, EXIT_USAGE, InputError
+from fadumpsim.cli_common import (EXIT_DIVERGED, EXIT_FAIL, EXIT_OK, EXIT_USAGE, InputError,
+                                  regular_file)
 
 
 def _is_tty() -> bool:
@@ -56,9 +57,14 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+#: seeds are recorded as msgpack unsigned 64-bit integers
+SEED_RANGE = click.IntRange(0, (1 << 64) - 1)
+
+
 @cli.command()
 @click.argument("scenario", required=False)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random/pct.")
+@click.option("--seed", type=SEED_RANGE, default=0, show_default=True,
+              help="Seed for random/pct (0..2^64-1).")
 @click.option("--strategy", type=click.Choice(["fifo", "random", "pct"]), default="fifo",
               show_default=True, help="Which pending event is delivered next.")
 @click.option("--depth", type=click.IntRange(1, 20), default=3, show_default=True,
@@ -89,22 +95,31 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
     from fadumpsim.render import print_run
     from fadumpsim.api import record
     from fadumpsim.replay.strategies import make_strategy
+    from fadumpsim.hostpaths import HostPathError, check_log_target, prepare_dump_dir
     sc = _load_scenario(scenario)
+    observers = _tracing(trace, f"{sc.name}:{seed}:{strategy}")
     path = Path(log_path) if log_path else _default_log_path(sc, scenario)
+    try:
+        check_log_target(path, inputs=[scenario] if scenario else [], dump_dir=dump_dir)
+        if dump_dir:
+            prepare_dump_dir(dump_dir)
+    except HostPathError as e:
+        raise InputError(str(e)) from None
     if log_path and path.exists():
         click.echo(f"fadumpsim: note: replacing existing log {path}", err=True)
-    if path.parent and not path.parent.exists():
-        raise InputError(f"{path}: directory {path.parent} does not exist")
-    if dump_dir:
-        Path(dump_dir).mkdir(parents=True, exist_ok=True)
+    from fadumpsim.events.logfile import LogBusyError
     from fadumpsim.sim import scheduled
     strat = scheduled(sc, make_strategy(strategy, seed, depth=depth, steps=steps))
-    from fadumpsim.events.logfile import LogBusyError, LogWriteError
     try:
         res = record(sc, str(path), seed=seed, strategy=strat, dump_dir=dump_dir,
-                     observers=_tracing(trace, f"{sc.name}:{seed}:{strategy}"))
-    except (LogBusyError, LogWriteError) as e:  # host errors on the named log: exit 2
+                     observers=observers)
+    except LogBusyError as e:  # another run holds the log name: exit 2
         raise InputError(f"{e.filename}: {e.strerror}") from None
+    except OSError as e:  # the host's problem (disk full, permissions; LogWriteError): exit 2
+        raise InputError(host_error_text(e, path)) from None
+    if res.host_errors:  # the log is complete and replays; the dump file is not there
+        raise InputError(host_error_text(res.host_errors[0], dump_dir) +
+                         f" (while writing the dump; the log {path} is complete)")
     if as_json:
         from fadumpsim.render import explained_violations
         out = res.to_json()
@@ -118,11 +133,21 @@ def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
 def _tracing(trace: str | None, run_id: str) -> list[Any]:
     """structlog delivery logging on stderr, off unless asked (costs nothing when off)."""
     from fadumpsim.replay import tracing
-    if trace is None:
-        tracing.configure_from_env(stream=sys.stderr)
-    else:
-        tracing.configure(trace, stream=sys.stderr)
+    try:
+        if trace is None:
+            tracing.configure_from_env(stream=sys.stderr)
+        else:
+            tracing.configure(trace, stream=sys.stderr)
+    except ValueError as e:
+        raise InputError(f"${tracing.ENV_VAR}: {e}") from None
     return tracing.observers(run_id)
+
+
+def host_error_text(e: OSError, path: Any) -> str:
+    """One line naming the file and the errno (e.g. ENOSPC), for a host I/O error."""
+    import errno as _errno
+    name = _errno.errorcode.get(e.errno or 0, "EIO")
+    return f"{e.filename or path}: {e.strerror or e} ({name})"
 
 
 def _divergence_text(d: Any) -> str:
@@ -143,6 +168,7 @@ def replay(log: str, as_json: bool, quiet: bool) -> None:
     from fadumpsim.render import print_run
     from fadumpsim.api import replay as do_replay
     from fadumpsim.replay.runtime import Divergence
+    regular_file(log)
     try:
         res, lg = do_replay(log)
     except LogFormatError as e:
@@ -167,11 +193,14 @@ def replay(log: str, as_json: bool, quiet: bool) -> None:
 
 def _read(log: str) -> tuple[dict[str, Any], list[list[Any]], Any]:
     from fadumpsim.events.logfile import LogFormatError, LogReader
+    from fadumpsim.replay.replayer import check_shape
+    regular_file(log)
     try:
         r = LogReader(log)
+        recs = r.records()
+        check_shape(log, r.header, recs)
     except LogFormatError as e:
         raise InputError(str(e)) from None
-    recs = r.records()
     return r.header, recs, r.error
 
 
@@ -258,6 +287,7 @@ def state(log: str, at: int, actor: str | None, changed: bool, as_json: bool) ->
     from fadumpsim.memmap import map_lines, memory_map
     from fadumpsim.replay.runtime import Divergence
     from fadumpsim.statefmt import change_lines, changes, value_lines
+    regular_file(log)
     try:
         lg = load(log)
     except LogFormatError as e:

@@ -6,6 +6,7 @@ the exploration engine, rich and dask are imported when a command runs.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -56,8 +57,9 @@ class _Bar:
               show_default=True, help="How orderings are chosen.")
 @click.option("--schedules", type=click.IntRange(1), default=200, show_default=True,
               help="How many schedules to run (exhaustive: at most).")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Base seed: schedule i uses seed*1000003+i.")
+@click.option("--seed", type=click.IntRange(0, 1 << 44), default=0, show_default=True,
+              help="Base seed (0..2^44): schedule i uses seed*1000003+i, which must fit the "
+                   "log's unsigned 64 bits.")
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
               help="Worker processes (or Dask workers with --scheduler local).")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="explore-out",
@@ -71,7 +73,8 @@ class _Bar:
               help="Exhaustive: at most this many preemptions per schedule.")
 @click.option("--scheduler", "scheduler", default=None, metavar="ADDRESS",
               help="Run on Dask: 'local' starts a LocalCluster of --workers processes, "
-                   "anything else is a scheduler address (tcp://host:8786).")
+                   "anything else is a scheduler address (tcp://host:8786). Dask ships work "
+                   "as pickles: only connect to a scheduler you trust.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar, only the summary.")
 @click.option("--report", "report_out", type=click.Path(dir_okay=False), default=None,
               help="Also write one self-contained HTML page: every failure group with its "
@@ -94,6 +97,10 @@ def explore_cmd(scenario: str, strategy: str, schedules: int, seed: int, workers
     """
     from fadumpsim.events.logfile import LogFormatError
     from fadumpsim.scenario import ScenarioError, load
+    if scheduler is not None and scheduler != "local" and \
+            not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://\S+", scheduler):
+        _input_error(f"--scheduler {scheduler!r}: expected 'local' or a Dask scheduler "
+                     "address such as tcp://host:8786")
     try:
         sc = load(scenario)
     except (ScenarioError, LogFormatError) as e:

@@ -6,6 +6,7 @@ Plain text when piped; rich colours and tables only on a terminal (and never wit
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Iterable
 
 
@@ -19,10 +20,30 @@ def timeline_text(records: Iterable[list[Any]]) -> Iterable[str]:
 
 
 def timeline_jsonl(records: Iterable[list[Any]]) -> Iterable[str]:
+    """One JSON object per event; always valid JSON (a NaN or infinite float from a
+    hand-made log is written as the string "NaN"/"Infinity"/"-Infinity")."""
     for seq, t, src, dst, typ, cause, cs, payload in records:
-        yield json.dumps({"seq": seq, "time": t, "src": src, "dst": dst, "type": typ,
-                          "cause": cause, "chan_seq": cs, "payload": payload},
-                         default=lambda b: b.hex() if isinstance(b, bytes) else str(b))
+        obj = {"seq": seq, "time": t, "src": src, "dst": dst, "type": typ,
+               "cause": cause, "chan_seq": cs, "payload": payload}
+        try:
+            yield json.dumps(obj, allow_nan=False, default=_json_default)
+        except (ValueError, TypeError):  # NaN, or a map key JSON cannot hold
+            yield json.dumps(_finite(obj), allow_nan=False, default=_json_default)
+
+
+def _json_default(b: Any) -> str:
+    return b.hex() if isinstance(b, bytes) else str(b)
+
+
+def _finite(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return json.dumps(v)  # 'NaN', 'Infinity', '-Infinity'
+    if isinstance(v, dict):
+        return {k if isinstance(k, (str, int)) else _json_default(k): _finite(x)
+                for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
 
 
 def timeline_mermaid(records: list[list[Any]], scripts: list[str]) -> Iterable[str]:

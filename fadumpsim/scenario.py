@@ -8,7 +8,10 @@ and what was expected: the CLI prints it on one line and exits 2.
 from __future__ import annotations
 
 import copy
+import difflib
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -352,24 +355,54 @@ def builtin_names() -> list[str]:
                   if p.name.endswith(".toml"))
 
 
+#: the largest scenario file read (the biggest built-in is ~3 KB)
+MAX_SCENARIO_BYTES = 1 << 20
+#: the first bytes of an event log (events/logfile.py MAGIC)
+LOG_MAGIC = b"FADUMPSIMLOG"
+
+
 def load(spec: str | None) -> Scenario:
     """A path to a .toml file, or the name of a built-in scenario (default when None)."""
     if spec is None:
         spec = DEFAULT_SCENARIO
     p = Path(spec)
-    if p.suffix == ".toml" or p.exists() or "/" in spec:
-        try:
-            text = p.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise ScenarioError(f"{spec}: no such scenario file") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ScenarioError(f"{spec}: cannot read: {e}") from None
-        return loads(text, str(spec))
+    if p.suffix in (".toml", ".fadlog") or p.exists() or "/" in spec:
+        return loads(_read_scenario_file(p, spec), str(spec))
     res = resources.files("fadumpsim.scenarios") / f"{spec}.toml"
     if not res.is_file():
-        raise ScenarioError(f"{spec}: no such scenario file or built-in scenario "
-                            f"(built-in: {', '.join(builtin_names())})")
+        names = builtin_names()
+        close = difflib.get_close_matches(spec, names, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"built-in: {', '.join(names)}"
+        raise ScenarioError(f"{spec}: no such scenario file or built-in scenario ({hint})")
     return loads(res.read_text(encoding="utf-8"), f"scenarios/{spec}.toml")
+
+
+def _read_scenario_file(p: Path, spec: str) -> str:
+    """A regular file of at most MAX_SCENARIO_BYTES (never a FIFO or /dev/zero), not a log."""
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ScenarioError(f"{spec}: no such scenario file") from None
+    except OSError as e:
+        raise ScenarioError(f"{spec}: cannot read: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ScenarioError(f"{spec}: not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        try:
+            raw = f.read(MAX_SCENARIO_BYTES + 1)
+        except OSError as e:
+            raise ScenarioError(f"{spec}: cannot read: {e.strerror}") from None
+    if raw.startswith(LOG_MAGIC):
+        raise ScenarioError(f"{spec}: this is an event log, not a scenario; "
+                            f"use `fadumpsim replay {spec}` (or show/state)")
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{spec}: larger than the {MAX_SCENARIO_BYTES >> 20} MB limit "
+                            "for a scenario file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ScenarioError(f"{spec}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def loads(text: str, source: str = "<string>") -> Scenario:
@@ -377,4 +410,8 @@ def loads(text: str, source: str = "<string>") -> Scenario:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{source}: invalid TOML: {e}") from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: invalid TOML: nested too deeply") from None
+    except ValueError as e:  # e.g. an integer of more than 4,300 digits
+        raise ScenarioError(f"{source}: invalid TOML: {str(e).split(';')[0]}") from None
     return Scenario(data, source=source)

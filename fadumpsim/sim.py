@@ -43,6 +43,8 @@ class RunResult:
     failure: str | None = None
     log: str | None = None
     sched: Scheduler | None = None
+    #: host I/O errors writing --dump-dir files: the run is unaffected, the CLI exits 2
+    host_errors: list[OSError] = field(default_factory=list)
 
     @property
     def unexpected_violations(self) -> list[dict[str, Any]]:
@@ -144,7 +146,8 @@ def collect(sc: Scenario, sched: Scheduler, checker: Checker, seed: int, strateg
     res = RunResult(sc, seed, strategy, sched.seq, tr, klog,
                     [v.to_dict() for v in checker.violations], [], verdict, memtotal_mb,
                     registered, trace=list(sched.trace), failure=failure,
-                    sched=sched if keep_sched else None)
+                    sched=sched if keep_sched else None,
+                    host_errors=list(getattr(capture, "host_errors", [])))
     res.expectations = evaluate(sc, res)
     return res
 

@@ -327,7 +327,8 @@ class _Shared:
             return
         # ~16 chunks per participant: few round trips, still balanced at the end
         size = max(BATCH, -(-rest // (16 * self.workers)))
-        chunks = [list(range(a, min(a + size, n))) for a in range(len(first), n, size)]
+        # ranges, not lists: `--schedules 100000000` holds ~16 small objects per worker
+        chunks = [range(a, min(a + size, n)) for a in range(len(first), n, size)]
         if rest * per < self.min_parallel_s or len(chunks) < 2:
             for c in chunks:
                 for i, e in zip(c, sample_task(*args(c))):
@@ -561,9 +562,11 @@ def _sample(system: System, ex: Any, merger: _Merger, strategy: str, n: int, see
             depth: int, steps: int) -> None:
     if isinstance(ex, _Shared):
         return ex.sample(system, merger, strategy, n, seed, depth, steps)
-    batches = [list(range(a, min(a + BATCH, n))) for a in range(0, n, BATCH)]
+    # lazily: `--schedules 100000000` must not build its batch list first
+    batches, submitted = itertools.tee(list(range(a, min(a + BATCH, n)))
+                                       for a in range(0, n, BATCH))
     args = ((system.factory, system.data, system.source, strategy, seed, b, depth, steps)
-            for b in batches)
+            for b in submitted)
     for b, execs in zip(batches, ex.imap(sample_task, args)):
         for i, e in zip(b, execs):
             merger.add(e, schedule_seed(seed, i))

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from fadumpsim.events import records as records_mod
 from fadumpsim.events.logfile import SCHEMA_DIGEST, LogFormatError, LogReader, LogWriter
 from fadumpsim.replay.runtime import Divergence, Scheduler
 from fadumpsim.replay.strategies import ForcedStrategy, Strategy, make_strategy
@@ -80,12 +81,24 @@ def load(path: str, factory: SystemFactory, *, allow_damage: bool = False) -> Lo
     if r.error is not None and not allow_damage:
         raise r.error
     h = r.header
+    check_shape(path, h, recs)
     check_schema(path, h)
     try:
         system = factory(h["scenario"], f"{path} (header scenario)")
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, ArithmeticError, RecursionError) as e:
         raise LogFormatError(str(path), -1, f"header holds no valid scenario: {e}") from None
     return LoadedLog(h, recs, r.trailer, r.error, system)
+
+
+def check_shape(path: str, header: Any, records: list[Any]) -> None:
+    """Refuse a CRC-valid log whose header or events have the wrong shape (one line)."""
+    why = records_mod.header_problem(header)
+    for rec in records:
+        if why is not None:
+            break
+        why = records_mod.record_problem(rec)
+    if why is not None:
+        raise LogFormatError(str(path), -1, why)
 
 
 def check_schema(path: str, header: dict[str, Any]) -> None:

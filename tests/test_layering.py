@@ -28,7 +28,7 @@ LAYERS = [
              "fadumpsim.explain", "fadumpsim.report", "fadumpsim.pin",
              "fadumpsim.memmap", "fadumpsim.eventtext", "fadumpsim.statefmt", "fadumpsim.difflog",
              "fadumpsim.scenarios", "fadumpsim.compare", "fadumpsim.strategies",
-             "fadumpsim.swarm")),
+             "fadumpsim.swarm", "fadumpsim.hostpaths")),
     ("top", ("fadumpsim.cli", "fadumpsim.cli_common", "fadumpsim.cli_explore",
              "fadumpsim.cli_inspect", "fadumpsim.cli_compare", "fadumpsim.cli_swarm",
              "fadumpsim.pytest_plugin")),

@@ -51,6 +51,8 @@ class Kernel(UpstreamMixin, FadumpMixin, CrashMixin, DlparMixin, OpActor):
         self.crash_truth: PageMap | None = None
         self.memtotal_after_boot = 0
         self.pending_cmds: list[Event] = []
+        #: host I/O errors while writing --dump-dir files (never part of the simulation)
+        self.host_errors: list[OSError] = []
         #: fadump_init_files() created fadump_release_mem (fadump enabled, dump active at boot)
         self.release_mem_created = False
         self.params = parse_cmdline(cfg.cmdline, 0)
@@ -309,4 +311,10 @@ class Kernel(UpstreamMixin, FadumpMixin, CrashMixin, DlparMixin, OpActor):
         if self.dump_dir is None:
             return
         from fadumpsim.actors.kernel.dumpwriter import write_saved_dump
-        write_saved_dump(self, saved)
+        try:
+            write_saved_dump(self, saved)
+        except OSError as e:
+            # the host's problem (disk full, permissions, a symlink out of --dump-dir), not
+            # the simulated kernel's: the run goes on exactly as without --dump-dir and the
+            # caller reports it (exit 2) from RunResult.host_errors
+            self.host_errors.append(e)

@@ -153,6 +153,13 @@ class CrashMixin:
                 return "", "cp: cannot stat '/proc/vmcore': No such file or directory\n", 1
             return "", ("open_dump_memory: Can't open the dump memory(/proc/vmcore). "
                         "No such file or directory\n\nmakedumpfile Failed.\n"), 1
+        from fadumpsim.actors.kernel.capturefs import capture_path_error
+        why = capture_path_error(cmd["path"])
+        if why is not None:
+            if cmd["prog"] == "cp":
+                return "", f"cp: cannot create regular file '{cmd['path']}': {why}\n", 1
+            return "", (f"open_dump_file: Can't open the dump file({cmd['path']}). {why}\n\n"
+                        "makedumpfile Failed.\n"), 1
         level = cmd.get("level", 0) if cmd["prog"] == "makedumpfile" else 0
         kept, excluded, unreadable = self.vmcore_pages(level)
         ps = self.mm.ps

@@ -6,7 +6,9 @@ ever left at the target path.
 """
 from __future__ import annotations
 
+import errno
 import os
+import posixpath
 from pathlib import Path
 from typing import Any
 
@@ -48,22 +50,53 @@ def dump_stats(kernel: Any, saved: dict[str, Any]) -> Any:
     return dataclasses.replace(stats, path=saved["path"])
 
 
-def write_saved_dump(kernel: Any, saved: dict[str, Any]) -> None:
-    """Write what makedumpfile/cp saved under the run's --dump-dir."""
-    from fadumpsim.dumpfile import write_elf_vmcore, write_kdump_compressed
-    target = Path(kernel.dump_dir) / saved["path"].lstrip("/")
+def host_target(dump_dir: str, path: str) -> Path:
+    """Where `path` of the capture kernel lands under `dump_dir`, its directories made.
+
+    Refuses (OSError, the host's problem) a directory that resolves outside `dump_dir`
+    through a symlink, before anything is created there."""
+    os.makedirs(dump_dir, exist_ok=True)  # what the user named: created as given
+    root = os.path.realpath(dump_dir)
+    target = Path(root) / posixpath.normpath("/" + path).lstrip("/")
+    anc = target.parent
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    _inside(root, anc, dump_dir)  # before mkdir: never create a directory elsewhere
     target.parent.mkdir(parents=True, exist_ok=True)
+    _inside(root, target.parent, dump_dir)
+    return target
+
+
+def _inside(root: str, d: Path, dump_dir: str) -> None:
+    real = os.path.realpath(d)
+    if real != root and not real.startswith(root + os.sep):
+        raise OSError(errno.EPERM, f"resolves outside --dump-dir {dump_dir} (to {real}); "
+                      "refusing to write there", str(d))
+
+
+def write_saved_dump(kernel: Any, saved: dict[str, Any]) -> None:
+    """Write what makedumpfile/cp saved under the run's --dump-dir.
+
+    Writes `NAME.partial` (a new file, never through a symlink) and renames it into
+    place, so nothing half-written is left at NAME. Raises OSError for host problems."""
+    from fadumpsim.dumpfile import write_elf_vmcore, write_kdump_compressed
+    target = host_target(kernel.dump_dir, saved["path"])
     tmp = target.with_name(target.name + ".partial")
     image = vmcore_image(kernel, kernel.vmcore)
+    created = False
     try:
         if saved["tool"] == "cp" or saved["format"] == "elf":
-            write_elf_vmcore(image, tmp, dump_level=saved["level"])
+            write_elf_vmcore(image, tmp, dump_level=saved["level"], exclusive=True)
         else:
             write_kdump_compressed(image, tmp, dump_level=saved["level"],
-                                   compression=saved["compress"])
+                                   compression=saved["compress"], exclusive=True)
+        created = True
         os.replace(tmp, target)
+    except OSError as e:
+        created = created or e.errno != errno.EEXIST
+        raise
     finally:
-        if tmp.exists():
+        if created and os.path.lexists(tmp):
             tmp.unlink()
 
 

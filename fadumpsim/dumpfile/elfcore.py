@@ -23,6 +23,7 @@ from .image import (
     UNREADABLE,
     PageRun,
     VmcoreImage,
+    create_dump_file,
     plan_range,
 )
 from .pages import stamp_bytes
@@ -471,6 +472,7 @@ def write_elf_vmcore(
     *,
     dump_level: int = 0,
     layout: str = "split",
+    exclusive: bool = False,
 ) -> WriteStats:
     """Write an ELF64 vmcore: ``cp /proc/vmcore`` at level 0, ``makedumpfile -E -d N`` above.
 
@@ -519,7 +521,8 @@ def write_elf_vmcore(
     in_file = sum(s.filesz for s in segs) // ps
 
     if path:
-        _write_elf_file(path, ehdr, phdr, segs, note_off, notes, xnum, phnum, data_off, ps, total)
+        _write_elf_file(path, ehdr, phdr, segs, note_off, notes, xnum, phnum, data_off, ps, total,
+                        exclusive)
     total_pages = image.total_pages
     return WriteStats(
         path=path, format="elf", dump_level=dump_level, compression="none", page_size=ps,
@@ -531,8 +534,8 @@ def write_elf_vmcore(
 
 def _write_elf_file(path: str, ehdr: bytes, phdr: struct.Struct, segs: list[Any], note_off: int,
                     notes: Any, xnum: bool, phnum: int, data_off: int, ps: int,
-                    total: int) -> None:
-    with open(path, "wb") as f:
+                    total: int, exclusive: bool = False) -> None:
+    with os.fdopen(create_dump_file(path, exclusive), "wb") as f:
         f.write(ehdr)
         f.write(phdr.pack(PT_NOTE, 0, note_off, 0, 0, len(notes.data), len(notes.data), 0))
         hdr = bytearray()
@@ -593,6 +596,22 @@ class ElfDump(ParsedDump):
         for s in self._by_paddr:
             m = max(m, s.paddr + s.filesz)
             self._maxend.append(m)
+        # Disjoint whole-page pieces of file data, each from one segment (where hand-made
+        # segments overlap, the one starting first keeps the overlap): a page is located
+        # with one bisect, so 65,534 overlapping PT_LOADs cost O(n log n), never O(n^2).
+        ps = self.page_size
+        self._piece_starts: array[int] = array("Q")
+        self._piece_ends: array[int] = array("Q")
+        self._piece_segs: list[LoadSegment] = []
+        covered = 0
+        for s in self._by_paddr:
+            a = max(s.paddr + (-s.paddr % ps), covered)
+            b = (s.paddr + s.filesz) // ps * ps
+            if b > a:
+                self._piece_starts.append(a)
+                self._piece_ends.append(b)
+                self._piece_segs.append(s)
+                covered = b
 
     def memory_runs(self) -> Iterator[tuple[int, int]]:
         return _merge((s.paddr, s.paddr + s.memsz) for s in self._by_paddr if s.memsz)
@@ -610,17 +629,12 @@ class ElfDump(ParsedDump):
 
     def _locate(self, paddr: int) -> int | None:
         """File offset of the page at paddr, or None if no PT_LOAD holds its data."""
-        ps = self.page_size
-        a = paddr - paddr % ps
-        i = bisect.bisect_right(self._starts, a) - 1
-        # Segments never overlap in files we write; for hand-made ones walk back while an
-        # earlier segment could still reach ``a`` (prefix max of data ends).
-        while i >= 0 and self._maxend[i] > a:
-            s = self._by_paddr[i]
-            if s.paddr <= a and a + ps <= s.paddr + s.filesz:
-                return s.offset + (a - s.paddr)
-            i -= 1
-        return None
+        a = paddr - paddr % self.page_size
+        i = bisect.bisect_right(self._piece_starts, a) - 1
+        if i < 0 or a >= self._piece_ends[i]:
+            return None
+        s = self._piece_segs[i]
+        return s.offset + (a - s.paddr)
 
     def read_page(self, paddr: int) -> bytes | None:
         off = self._locate(paddr)

@@ -9,6 +9,7 @@ one object, never one Python object per page.
 from __future__ import annotations
 
 import bisect
+import os
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Iterator, NamedTuple
@@ -244,3 +245,12 @@ def plan_range(r: LoadRange, dump_level: int) -> Iterator[PageRun]:
         pos = e.end
     if pos < r.end:
         yield PageRun(pos, r.end, UNREADABLE, "offline", None)
+
+
+def create_dump_file(path: "str | os.PathLike[str]", exclusive: bool = False) -> int:
+    """Open `path` for writing a dump. `exclusive`: a new file only, never through a
+    symlink (O_CREAT|O_EXCL|O_NOFOLLOW), for the `.partial` name a writer renames into
+    place; otherwise create or truncate, like makedumpfile's own open()."""
+    flags = os.O_WRONLY | os.O_CREAT
+    flags |= (os.O_EXCL | os.O_NOFOLLOW) if exclusive else os.O_TRUNC
+    return os.open(path, flags, 0o644)

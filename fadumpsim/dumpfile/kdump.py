@@ -40,7 +40,7 @@ from .elfcore import (
     parse_notes,
     parse_vmcoreinfo,
 )
-from .image import KEEP, ZERO, VmcoreImage, plan_range
+from .image import KEEP, ZERO, VmcoreImage, create_dump_file, plan_range
 from .pages import stamp_bytes, zero_page
 
 KDUMP_SIGNATURE = b"KDUMP   "
@@ -311,6 +311,7 @@ def write_kdump_compressed(
     *,
     dump_level: int = 31,
     compression: str = "zlib",
+    exclusive: bool = False,
 ) -> WriteStats:
     """``makedumpfile [-c|-l|-p|-z] -d LEVEL /proc/vmcore PATH`` for a simulated vmcore.
 
@@ -368,7 +369,7 @@ def write_kdump_compressed(
 
     written = 0
     zero_shared = 0
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644) if path else None
+    fd = create_dump_file(path, exclusive) if path else None
     try:
         if fd is not None:
             os.pwrite(fd, header, 0)
