@@ -160,6 +160,20 @@ class LogWriteError(OSError):
     """The host refused a write, fsync or rename of the log (disk full, permissions...)."""
 
 
+def _refuse_non_regular(path: str) -> None:
+    """Only a regular file (or nothing) may be replaced by a log: renaming onto
+    /dev/null or a FIFO would replace the device node itself (as root, for everyone)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise LogWriteError(e.errno, e.strerror, path) from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):  # a link itself is replaced
+        raise LogWriteError(errno.EEXIST, "not a regular file: refusing to replace it with "
+                            "the log", path)
+
+
 def _unpack(body: Any) -> Any:
     """Decode a header or trailer: no extension types, bounded lengths and depth."""
     obj = msgpack.unpackb(body, ext_hook=_reject_ext, max_array_len=MAX_CONTAINER,
@@ -303,6 +317,7 @@ class LogWriter:
         prefix = _encode_header(header, stream)  # before creating any file
         self._enc = RecordEncoder(stream)
         self._body = self._enc.body
+        _refuse_non_regular(self.path)
         self._lock_fd = _lock(self.path)
         try:
             self._fd = _create_partial(self.tmp_path)
@@ -399,6 +414,7 @@ class LogWriter:
                                         self.tmp_path) from None
             os.close(fd)
             fd = -1
+            _refuse_non_regular(self.path)  # again: it may have appeared while we ran
             try:
                 os.replace(self.tmp_path, self.path)
             except OSError as e:

@@ -38,6 +38,9 @@ def check_log_target(path: Path, inputs: Iterable[str | Path] = (),
                                 "refusing to overwrite it with the log", str(path))
     if path.is_dir():
         raise HostPathError(errno.EISDIR, "--log is a directory", str(path))
+    if path.exists() and not path.is_symlink() and not path.is_file():
+        raise HostPathError(errno.EEXIST, "--log is not a regular file (a device or FIFO "
+                            "is never replaced by a log)", str(path))
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
         raise HostPathError(errno.ENOENT, f"directory {parent} does not exist", str(path))

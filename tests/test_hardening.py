@@ -449,3 +449,25 @@ def test_run_and_inspect_agree_on_the_same_dump(tmp_path, name):
         c = rep.truth.by_class[klass]
         assert c["matching"] == res.dump[f"{klass}_pages_captured"], klass
         assert c["wrong"] + c["missing"] == res.dump[f"{klass}_pages_lost"], klass
+
+
+def test_log_never_replaces_a_device_or_fifo(tmp_path):
+    """`--log /dev/null` once replaced the device node with a regular file (the writer
+    renames onto its target). A FIFO stands in for the device here."""
+    import stat as _stat
+
+    from click.testing import CliRunner
+
+    from fadumpsim.cli import cli
+    from fadumpsim.events.logfile import LogWriteError, LogWriter
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    r = CliRunner().invoke(cli, ["run", "--quiet", "--log", str(fifo)])
+    assert r.exit_code == 2
+    assert "not a regular file" in r.output and r.output.count("\n") == 1
+    assert _stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    # the writer itself refuses too (any API caller), and leaves no partial behind
+    with pytest.raises(LogWriteError):
+        LogWriter(str(fifo), {"x": 1})
+    assert _stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert not (tmp_path / "pipe.partial").exists()
