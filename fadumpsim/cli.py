@@ -79,9 +79,11 @@ SEED_RANGE = click.IntRange(0, (1 << 64) - 1)
 @click.option("--quiet", "-q", is_flag=True, help="Only the verdict.")
 @click.option("--trace", type=click.Choice(["off", "console", "json"]), default=None,
               help="Log every delivery with structlog to stderr (default: $FADUMPSIM_LOG or off).")
+@click.option("--debug", "_debug", is_flag=True,
+              help="Show Python tracebacks for internal errors (as `fadumpsim --debug run`).")
 def run(scenario: str | None, seed: int, strategy: str, depth: int, steps: int,
         log_path: str | None, as_json: bool, dump_dir: str | None, quiet: bool,
-        trace: str | None) -> None:
+        trace: str | None, _debug: bool) -> None:
     """Run one scenario (a .toml file or a built-in name; default: rfc-v6-story).
 
     A scenario with `[kernel] hotplug_lock = true` is a counterfactual (what-if:

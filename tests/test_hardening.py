@@ -471,3 +471,18 @@ def test_log_never_replaces_a_device_or_fifo(tmp_path):
         LogWriter(str(fifo), {"x": 1})
     assert _stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert not (tmp_path / "pipe.partial").exists()
+
+
+def test_run_debug_shows_the_traceback_of_an_internal_error(monkeypatch, capsys):
+    from fadumpsim import api
+
+    def boom(*a, **kw):
+        raise RuntimeError("planted bug")
+    monkeypatch.setattr(api, "record", boom)
+    with pytest.raises(SystemExit) as ei:
+        cli.main(["run", "--quiet"])
+    err = capsys.readouterr().err
+    assert ei.value.code == 1 and "internal error: RuntimeError: planted bug" in err
+    assert "Traceback" not in err
+    with pytest.raises(RuntimeError, match="planted bug"):
+        cli.main(["run", "--quiet", "--debug"])
