@@ -54,3 +54,41 @@ def test_elf_with_65534_overlapping_loads_is_inspected_in_near_linear_time(tmp_p
     assert Counting.n <= PAGES, f"{Counting.n} segment visits for {PAGES} pages"
     rep = inspect_dump(str(path))
     assert rep.pages_present == PAGES and rep.page_classes["kernel"] == PAGES
+
+
+def test_kdump_with_an_alternating_first_bitmap_is_refused_in_bounded_memory(tmp_path):
+    """A small file whose 1st bitmap alternates bits would list millions of memory runs:
+    refused with one clear error, in bounded memory and time."""
+    import pytest
+
+    from fadumpsim.dumpfile import (CpuState, DumpFormatError, LoadRange, VmcoreImage,
+                                    write_kdump_compressed)
+    from fadumpsim.dumpfile.image import ContentExtent as Extent
+    from fadumpsim.dumpfile.kdump import MAX_MEMORY_RUNS, read_kdump_compressed
+    ps = 4096
+    size = 3 << 30  # 786,432 pages: a 96 KiB 1st bitmap
+    img = VmcoreImage("4.18.0-fadumpsim", ps, 1_530_000_000, {"swapper_pg_dir": 0, "init_task": 0},
+                      (CpuState(0, tuple([0] * 48)),), 0,
+                      (LoadRange(0, size, (Extent(0, size, "free", "", 0, True),)),))
+    path = tmp_path / "vmcore"
+    write_kdump_compressed(img, path, dump_level=31, compression="zlib")
+    with read_kdump_compressed(path) as d:
+        off, nbytes = d.bitmap1_off, d.bitmap_bytes
+    assert nbytes * 4 > MAX_MEMORY_RUNS
+    with open(path, "r+b") as f:
+        f.seek(off)
+        f.write(b"\x55" * nbytes)
+    with pytest.raises(DumpFormatError, match="more than 262,144 runs"):
+        with read_kdump_compressed(path) as d:
+            list(d.memory_runs())
+    # the CLI, in a process whose address space is capped at 1 GiB: one line, exit 2
+    import resource
+    import subprocess
+    import sys
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+    r = subprocess.run([sys.executable, "-m", "fadumpsim.cli", "inspect", str(path)],
+                       capture_output=True, text=True, preexec_fn=cap, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert "more than 262,144 runs" in r.stderr and r.stderr.count("\n") == 1
