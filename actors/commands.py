@@ -196,7 +196,8 @@ def _inject(argv: list[str], text: str) -> dict[str, Any]:
         if len(argv) not in (3, 4):
             raise CommandError(f"expected 'inject rtas RC [COUNT]', got {text!r}")
         rc = _int(argv[2], "RTAS return code")
-        count = _int(argv[3], "count") if len(argv) == 4 else 1
+        # a simulator knob (how many calls answer RC), not a C int: up to int64 for msgpack
+        count = _int(argv[3], "count", 0, (1 << 63) - 1) if len(argv) == 4 else 1
         if count <= 0:
             raise CommandError("inject: count must be positive")
         return {"prog": "inject", "what": "rtas", "rc": rc, "count": count}

@@ -486,3 +486,13 @@ def test_run_debug_shows_the_traceback_of_an_internal_error(monkeypatch, capsys)
     assert "Traceback" not in err
     with pytest.raises(RuntimeError, match="planted bug"):
         cli.main(["run", "--quiet", "--debug"])
+
+
+@pytest.mark.parametrize("count,ok", [("999999999999", True), (str(1 << 63), False), ("0", False)])
+def test_inject_count_is_an_int64_knob(count, ok):
+    from fadumpsim.actors.commands import CommandError, parse_command
+    if ok:
+        assert parse_command("firmware", f"inject rtas 9902 {count}")["count"] == int(count)
+    else:
+        with pytest.raises(CommandError):
+            parse_command("firmware", f"inject rtas 9902 {count}")
