@@ -30,3 +30,38 @@ def regular_file(path: str) -> str:
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{path}: not a regular file")
     return path
+
+
+class ProgressBar:
+    """A rich progress bar on stderr, shared by `explore` and `swarm`: done/total, a rate
+    in `unit`/s and a red count of `found` (callers create it only when stderr is a TTY).
+    rich is imported here, when a bar is made, to keep `fadumpsim --help` fast."""
+
+    def __init__(self, total: int | None, label: str, *, unit: str, found: str,
+                 rate_format: str = ">6.0f") -> None:
+        import time
+
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+        self.progress = Progress(
+            TextColumn(label), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]:" + rate_format + "} " + unit + "/s"),
+            TextColumn("[red]{task.fields[failures]} " + found),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=Console(stderr=True), transient=True)
+        self.task = self.progress.add_task(label, total=total, rate=0.0, failures=0)
+        self._time = time.perf_counter
+        self.t0 = self._time()
+
+    def __enter__(self) -> "ProgressBar":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def __call__(self, done: int, total: int | None, failures: int) -> None:
+        dt = self._time() - self.t0
+        self.progress.update(self.task, completed=done, total=total,
+                             rate=done / dt if dt > 0 else 0.0, failures=failures)

@@ -12,43 +12,12 @@ from typing import Any
 
 import click
 
-from fadumpsim.cli_common import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from fadumpsim.cli_common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, ProgressBar
 
 
 def _input_error(msg: str) -> None:
     click.echo(f"fadumpsim: {msg}", err=True)
     sys.exit(EXIT_USAGE)
-
-
-class _Bar:
-    """A rich progress bar on stderr (only when stderr is a terminal)."""
-
-    def __init__(self, total: int, label: str) -> None:
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-        self.progress = Progress(
-            TextColumn(label), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>6.0f} sched/s"),
-            TextColumn("[red]{task.fields[failures]} failure(s)"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True)
-        self.task = self.progress.add_task("explore", total=total, rate=0.0, failures=0)
-        import time
-        self._time = time.perf_counter
-        self.t0 = self._time()
-
-    def __enter__(self) -> "_Bar":
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.progress.stop()
-
-    def __call__(self, done: int, total: int, failures: int) -> None:
-        dt = self._time() - self.t0
-        self.progress.update(self.task, completed=done, total=total,
-                             rate=done / dt if dt > 0 else 0.0, failures=failures)
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -117,7 +86,7 @@ def explore_cmd(scenario: str, strategy: str, schedules: int, seed: int, workers
                               pct_steps=steps, scheduler_address=scheduler)
     try:
         if show_bar:
-            with _Bar(schedules, label) as bar:
+            with ProgressBar(schedules, label, unit="sched", found="failure(s)") as bar:
                 res = explore(sc, progress=bar, **kw)
         else:
             res = explore(sc, **kw)

@@ -11,38 +11,7 @@ from typing import Any
 
 import click
 
-from fadumpsim.cli_common import EXIT_FAIL, EXIT_OK, EXIT_USAGE
-
-
-class _Bar:
-    """A rich progress bar on stderr (only when stderr is a terminal)."""
-
-    def __init__(self, total: int | None, label: str) -> None:
-        import time
-        from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
-        self.progress = Progress(
-            TextColumn(label), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>6.1f} seeds/s"),
-            TextColumn("[red]{task.fields[failures]} finding(s)"),
-            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True)
-        self.task = self.progress.add_task("swarm", total=total, rate=0.0, failures=0)
-        self._time = time.perf_counter
-        self.t0 = self._time()
-
-    def __enter__(self) -> "_Bar":
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.progress.stop()
-
-    def __call__(self, done: int, total: int | None, failures: int) -> None:
-        dt = self._time() - self.t0
-        self.progress.update(self.task, completed=done, total=total,
-                             rate=done / dt if dt > 0 else 0.0, failures=failures)
+from fadumpsim.cli_common import EXIT_FAIL, EXIT_OK, EXIT_USAGE, ProgressBar
 
 
 def _profiles() -> list[str]:
@@ -109,7 +78,8 @@ def swarm_cmd(profile: str, seeds: int | None, time_limit: float | None, seed_st
         kw["minimize_runs"] = minimize_runs
     try:
         if show_bar:
-            with _Bar(seeds, f"swarm {profile}") as bar:
+            with ProgressBar(seeds, f"swarm {profile}", unit="seeds", found="finding(s)",
+                             rate_format=">6.1f") as bar:
                 res = swarm(profile, progress=bar, **kw)
         else:
             res = swarm(profile, **kw)

@@ -196,3 +196,14 @@ def test_counterfactual_is_labelled_in_verdict_and_help(tmp_path):
     assert "what-if" not in r.output
     h = CliRunner().invoke(cli, ["run", "--help"])
     assert "what-if" in h.output and "hotplug_lock" in h.output
+
+
+def test_progress_bar_shared_by_explore_and_swarm_tracks_counts():
+    from fadumpsim.cli_common import ProgressBar
+    bar = ProgressBar(10, "explore x", unit="sched", found="failure(s)")
+    bar(4, 10, 2)
+    task = bar.progress.tasks[0]
+    assert (task.completed, task.total, task.fields["failures"]) == (4, 10, 2)
+    assert task.fields["rate"] >= 0
+    bar(5, None, 0)  # swarm --time: no total
+    assert bar.progress.tasks[0].total is None and bar.progress.tasks[0].completed == 5
