@@ -205,5 +205,7 @@ def test_progress_bar_shared_by_explore_and_swarm_tracks_counts():
     task = bar.progress.tasks[0]
     assert (task.completed, task.total, task.fields["failures"]) == (4, 10, 2)
     assert task.fields["rate"] >= 0
-    bar(5, None, 0)  # swarm --time: no total
-    assert bar.progress.tasks[0].total is None and bar.progress.tasks[0].completed == 5
+    open_ended = ProgressBar(None, "swarm", unit="seeds", found="finding(s)", rate_format=">6.1f")
+    open_ended(5, None, 1)  # swarm --time: no total
+    t = open_ended.progress.tasks[0]
+    assert t.total is None and t.completed == 5 and t.fields["failures"] == 1
