@@ -234,3 +234,30 @@ def test_contiguity_check_sees_a_trailing_hole(run):
     assert k._contiguous(top - 2 * lmb, top - lmb)  # up to the hole is fine
     k.mm.remove(top - 3 * lmb, top - 2 * lmb)
     assert not k._contiguous(top - 4 * lmb, top - lmb)  # a hole in the middle
+
+
+# -- the DLPAR scan over LMBs jumps over registered fadump areas, with the same answers ---------------------------
+@pytest.mark.parametrize("revert", [[], ["hotplug-protect"]])
+@pytest.mark.parametrize("memory,lmb", [("64G", "256M"), ("16G", "128M"), ("8G", "256M")])
+def test_removable_scan_equals_asking_every_lmb(run, revert, memory, lmb):
+    res = run(f'name = "scan"\n[machine]\nmemory = "{memory}"\nlmb_size = "{lmb}"\n'
+              f'[kernel]\nrevert = {revert!r}\n'.replace("'", '"') + script("k", "kernel", REG),
+              keep_sched=True)
+    k = res.sched.actors["kernel"]
+    assert k.fw.dump_registered
+    brute = [i for i in range(len(k.drmem)) if k.drmem[i] and k.lmb_is_removable(i)[0]]
+    assert list(k.removable_lmbs()) == brute
+    for start in (0, 1, 5, len(k.drmem) // 3, len(k.drmem) - 1):
+        assert list(k.removable_lmbs(start)) == [i for i in brute if i >= start]
+    # the jump is what makes it cheap: far fewer lmb_is_removable calls than LMBs scanned
+    calls = 0
+    orig = k.lmb_is_removable
+
+    def counted(i):
+        nonlocal calls
+        calls += 1
+        return orig(i)
+    k.lmb_is_removable = counted
+    first = next(k.removable_lmbs(), None)
+    assert first is not None and first >= 3  # the areas come first: boot memory from 0
+    assert calls < first  # fewer questions than LMBs passed over

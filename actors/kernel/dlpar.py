@@ -45,6 +45,37 @@ class DlparMixin:
             return False, "unmovable pages"
         return True, ""
 
+    def fadump_area_end(self, lmb: int) -> int:
+        """The first LMB after the run of fadump-area LMBs that `lmb` lies in (lmb + 1 when
+        unknown). The 2018 predicate `addr + size > start and addr <= end` holds exactly for
+        LMB indices [start // L, end // L + 1), so a scan can jump over a registered
+        area's 13,000 LMBs (64TB) instead of asking each one (same answers, tested)."""
+        fw = self.fw
+        if self.cfg.profile == "upstream" or not fw.dump_registered:
+            return lmb + 1
+        L = self.machine.lmb_size
+        areas = [(RMA_START, fw.boot_memory_size)]
+        if self.cfg.has("hotplug-protect"):
+            areas.append(fw.reserved_area())
+        end = lmb + 1
+        for a, b in areas:
+            if a // L <= lmb < b // L + 1:
+                end = max(end, b // L + 1)
+        return end
+
+    def removable_lmbs(self, start: int = 0) -> Generator[int, None, None]:
+        """Assigned LMBs from `start` on that lmb_is_removable() accepts, in order."""
+        drmem, n, i = self.drmem, len(self.drmem), max(start, 0)
+        while i < n:
+            if drmem[i]:
+                ok, why = self.lmb_is_removable(i)
+                if ok:
+                    yield i
+                elif why == "fadump area":
+                    i = self.fadump_area_end(i)
+                    continue
+            i += 1
+
     # -- handlers ---------------------------------------------------------------------------------
     def on_hp_lock(self, ev: Any) -> None:
         hp_op = ev.payload["op"]
@@ -70,11 +101,10 @@ class DlparMixin:
 
     def on_hp_count_removable(self, ev: Any) -> None:
         want, n = ev.payload["want"], 0
-        for lmb in range(len(self.drmem)):
-            if self.drmem[lmb] and self.lmb_is_removable(lmb)[0]:
-                n += 1
-                if n == want:
-                    break
+        for _lmb in self.removable_lmbs():
+            n += 1
+            if n == want:
+                break
         self.send(ev.src, "hp.removable_count", {"op": ev.payload["op"], "count": n})
 
     def on_hp_is_removable(self, ev: Any) -> None:
@@ -85,10 +115,9 @@ class DlparMixin:
                 found, why = self.lmb_is_removable(lmb)
         else:
             why = "none left"
-            for i in range(max(lmb, 0), len(self.drmem)):
-                if self.drmem[i] and self.lmb_is_removable(i)[0]:
-                    lmb, found, why = i, True, ""
-                    break
+            nxt = next(self.removable_lmbs(lmb), -1)
+            if nxt >= 0:
+                lmb, found, why = nxt, True, ""
             else:
                 lmb = -1
         self.send(ev.src, "hp.removable", {"op": p["op"], "lmb": lmb, "removable": found,
