@@ -284,7 +284,7 @@ def swarm(profile: str = "rfc-v6", seeds: int | None = 100, *, seed_start: int =
           progress: Progress | None = None, minimize_runs: int = MINIMIZE_RUNS,
           keep_seeds: int = 5) -> SwarmResult:
     """Run seeds `seed_start ..` (`seeds` of them, or until `time_limit` seconds)."""
-    from fadumpsim.replay.explore import make_executor
+    from fadumpsim.replay.explore import Interruptible, make_executor
     if seeds is None and time_limit is None:
         raise ValueError("give a number of seeds or a time limit")
     if seeds is not None and seeds < 1:
@@ -320,8 +320,7 @@ def swarm(profile: str = "rfc-v6", seeds: int | None = 100, *, seed_start: int =
 
     ex = make_executor(workers, scheduler_address)
     result.backend = ex.name
-    interrupted = False
-    try:
+    with Interruptible(ex) as run:
         for outcomes in (o for win in windows() for o in ex.imap(seed_task, win)):
             changed = False
             for o in outcomes:
@@ -349,15 +348,8 @@ def swarm(profile: str = "rfc-v6", seeds: int | None = 100, *, seed_start: int =
                 _write_json(state_path, result.to_json())
             if progress is not None:
                 progress(result.seeds, seeds, len(result.failures))
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        try:
-            ex.close(terminate=interrupted)
-        except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C while closing
-            interrupted = True
     result.elapsed = time.perf_counter() - t0
-    result.interrupted = interrupted
+    result.interrupted = run.interrupted
     if state_path is not None:
         _write_json(state_path, result.to_json())
     return result

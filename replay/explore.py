@@ -402,6 +402,28 @@ class _Dask:
                 self.cluster.close()
 
 
+class Interruptible:
+    """`with Interruptible(ex) as run:` -- Ctrl-C ends the work early and is remembered
+    (`run.interrupted`); the executor is always closed, terminated after a Ctrl-C. Shared
+    by explore and swarm, whose partial results are kept."""
+
+    def __init__(self, ex: Any) -> None:
+        self.ex = ex
+        self.interrupted = False
+
+    def __enter__(self) -> "Interruptible":
+        return self
+
+    def __exit__(self, typ: Any, exc: Any, tb: Any) -> bool:
+        if typ is not None and issubclass(typ, KeyboardInterrupt):
+            self.interrupted = True
+        try:
+            self.ex.close(terminate=self.interrupted)
+        except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C while closing
+            self.interrupted = True
+        return self.interrupted and (typ is None or issubclass(typ, KeyboardInterrupt))
+
+
 def make_executor(workers: int = 1, scheduler_address: str | None = None,
                   dask_processes: bool = True) -> Any:
     """An executor with `imap(fn, args)` (results in submission order), `close()` and
@@ -517,8 +539,7 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
     result.actor_names = system.actor_names
     merger = _Merger(system, result, out, progress, schedules)
     t0 = time.perf_counter()
-    interrupted = False
-    try:
+    with Interruptible(ex) as run:
         if strategy == "exhaustive":
             _exhaustive(system, ex, merger, schedules, preemption_bound)
         else:
@@ -541,16 +562,9 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
                                       f"k = {steps} steps), >= {cum:.3g} over {schedules} runs"}
             _sample(system, ex, merger, strategy, schedules, seed, pct_depth, steps or 1)
             result.backend = ex.name
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        try:
-            ex.close(terminate=interrupted)
-        except KeyboardInterrupt:  # pragma: no cover - a second Ctrl-C while closing
-            interrupted = True
     result.elapsed = time.perf_counter() - t0
-    result.interrupted = interrupted
-    if interrupted:
+    result.interrupted = run.interrupted
+    if run.interrupted:
         result.complete = False
     if result.pct is not None and result.max_events > result.pct["steps"]:
         result.pct["note"] = (f"some runs took {result.max_events} steps > k = "

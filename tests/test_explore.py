@@ -362,3 +362,24 @@ def test_cli_minimize_exit_codes(tmp_path):
     assert r.exit_code == 0, r.output
     assert "story:" in r.stdout and str(out) in r.stdout and out.exists()
     assert "no deviation needed" in r.stdout   # FIFO itself fails here
+
+
+def test_interruptible_keeps_partial_work_and_always_closes():
+    from fadumpsim.replay.explore import Interruptible
+
+    class Ex:
+        closed = None
+
+        def close(self, terminate=False):
+            Ex.closed = terminate
+
+    with Interruptible(Ex()) as run:
+        raise KeyboardInterrupt
+    assert run.interrupted and Ex.closed is True
+    with Interruptible(Ex()) as run:
+        pass
+    assert not run.interrupted and Ex.closed is False
+    with pytest.raises(ValueError):
+        with Interruptible(Ex()):
+            raise ValueError("a real error still propagates")
+    assert Ex.closed is False

@@ -12,7 +12,7 @@ counts the mutant *killed* when the tests fail (or time out), *survived* otherwi
 
 Mutants listed in `tools/mutation-equivalent.txt` (id and reason: the change cannot
 alter behaviour) are left out of the score. The score is killed / (sampled -
-equivalent) per area. Named mutants (`NAMED` below) reproduce the bugs of the
+equivalent) per area. Named mutants (`tools/mutation_named.py`) reproduce the bugs of the
 test-strength issue one by one; each must be killed.
 
     python tools/mutation.py                    # every area, default sample
@@ -216,9 +216,6 @@ class Named:
     path: str
     pattern: str     # regular expression, must match exactly once
     repl: str
-
-
-NAMED: list[Named] = []  # filled in by tools/mutation_named.py when present
 
 
 def load_named() -> list[Named]:
