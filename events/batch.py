@@ -42,12 +42,15 @@ import msgpack
 from fadumpsim.events.codec import (MAX_CONTAINER, MAX_DEPTH, WIRE_FIELDS, CodecError,
                                     RecordDecoder, _Ext)
 
-__all__ = ["BATCH", "FALLBACK", "decode_batch"]
+__all__ = ["BATCH", "FALLBACK", "INFLATED", "decode_batch"]
 
 #: Most frames decoded per batch (and redone one by one when the batch falls back).
 BATCH = 512
 #: decode_batch's answer when the frames must be decoded one by one.
 FALLBACK = "fallback"
+#: decode_batch's answer when the inflated-bytes budget ran out (not damage: the
+#: caller yields what was decoded and goes on).
+INFLATED = "inflate budget"
 #: A batch of frames whose payloads were inflated past this many bytes is returned
 #: early (the reader's "inflated bytes per batch" limit, docs/log-format.md).
 INFLATE_BUDGET = 1 << 20
@@ -74,8 +77,8 @@ def decode_batch(buf: bytes, pos: int, expected: int, max_record: int,
     walked (0: the frame at `pos` is not a small complete E frame, nothing done).
     `cause` is None (all of them decoded), FALLBACK (nothing decoded or changed:
     decode these `frames` frames one by one), a damage cause (the records before
-    the frame at the returned `pos` were decoded) or the caller's batch-full marker
-    passed back as "inflate" (the inflated-bytes budget ran out).
+    the frame at the returned `pos` were decoded) or INFLATED (the inflated-bytes
+    budget ran out after the record before `pos`).
     """
     blen = len(buf)
     lim = blen - 6  # a frame header (kind, 1-byte length, CRC) fits
@@ -129,7 +132,7 @@ def decode_batch(buf: bytes, pos: int, expected: int, max_record: int,
             break
         if dec.inflated > INFLATE_BUDGET:
             dec.inflated = 0
-            m, cause = i + 1, "inflate"
+            m, cause = i + 1, INFLATED
             break
     if m:
         _commit(heads, typs, payloads, m, expected, dec, out)
@@ -164,10 +167,14 @@ def _build(ws: list, bodies: list[bytes], exts: int, dec: RecordDecoder) -> Any:
     reference path."""
     if set(map(type, ws)) != {list}:
         return None
-    if min(map(len, ws)) < 6:
+    lens = set(map(len, ws))
+    if min(lens) < 6:
         return None
-    heads = [list(map(g, ws)) for g in _COLUMNS]  # ds, src, dst, type, dcause, chan_seq
-    ds, s, d, t, dc, cs = heads
+    if len(lens) == 1:  # one record shape (toy, one type): transpose in one C call
+        heads = list(zip(*ws))[:6]
+    else:
+        heads = [list(map(g, ws)) for g in _COLUMNS]
+    ds, s, d, t, dc, cs = heads  # columns ds, src, dst, type, dcause, chan_seq
     if set(map(type, chain(ds, s, d, t, dc, cs))) != {int}:  # a new name is a str
         return None
     nn = len(dec.names)
@@ -183,7 +190,7 @@ def _build(ws: list, bodies: list[bytes], exts: int, dec: RecordDecoder) -> Any:
             return None
     fields = list(map(WIRE_FIELDS.get, typs))
     unknown = fields.count(None)
-    if unknown < len(fields) or max(map(len, ws)) != 7:
+    if unknown < len(fields) or lens != {7}:
         odd = list(compress(count(), map(ne, map(len, ws), map(_WIRE_LEN.get, typs, repeat(7)))))
         if odd and not set(odd) <= set(ext_rows):
             return None  # wrong number of payload fields

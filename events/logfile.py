@@ -39,7 +39,7 @@ from typing import Any
 
 import msgpack
 
-from fadumpsim.events.batch import BATCH, FALLBACK, decode_batch
+from fadumpsim.events.batch import BATCH, FALLBACK, INFLATED, decode_batch
 from fadumpsim.events.codec import (MAX_CONTAINER, MAX_DEPTH, SCHEMA_DIGEST, WIRE_FIELDS,
                                     CodecError, Deflater, Inflater, RecordDecoder,
                                     RecordEncoder, check_depth)
@@ -549,7 +549,7 @@ def _decode_run(buf: bytes, pos: int, expected: int, max_record: int,
             if cause is None and pos != start:
                 continue
             return pos, expected, cause
-        if cause == "inflate":
+        if cause is INFLATED:
             return pos, expected, _BATCH_FULL
         if cause is not None:
             return pos, expected, cause
