@@ -269,15 +269,22 @@ class Scheduler(ActorTable):
     # -- delivery ----------------------------------------------------------------
     def step(self) -> Event | None:
         """Deliver one event; None when nothing is deliverable."""
-        if self._fifo is not None and self.strategy is not self._fifo:
-            self._fifo = None  # the strategy was swapped: the heap is no longer kept
+        fifo = self._fifo
+        if fifo is not None and self.strategy is not fifo:
+            fifo = self._fifo = None  # the strategy was swapped: the heap is no longer kept
             self._heads = []
-        if self._fifo is not None:
+        if fifo is not None:
             cands = self.enabled() if self.on_deliver is not None else None
-            key = self._fifo_pick()
-            if key is None:
-                return None
-            self.seq += 1
+            heads = self._heads
+            if heads and not self.busy:  # the common case: the least head, no busy receiver
+                key = self._keys[heads[0][2]]
+                heapq.heappop(heads)
+                self.examined += 1
+            else:
+                key = self._fifo_pick()
+                if key is None:
+                    return None
+            self.seq = seq = self.seq + 1
         else:
             cands = self.enabled()
             if not cands:
@@ -285,30 +292,32 @@ class Scheduler(ActorTable):
             self.examined += len(cands)
             chans = self.channels
             heads = [chans[k][0] for k in cands]
-            self.seq += 1
-            i = self.strategy.choose(cands, heads, self.seq)
+            self.seq = seq = self.seq + 1
+            i = self.strategy.choose(cands, heads, seq)
             if i < 0:
-                self.seq -= 1
+                self.seq = seq - 1
                 return None
             key = cands[i]
         ev = self._pop(key)
         if self.on_deliver is not None:
             self.on_deliver(ev, cands)  # type: ignore[arg-type]
         self.trace.append(key)
-        actor = self.actors[ev.dst]
+        dst = ev.dst
+        actor = self.actors[dst]
         now = self.now + actor.tick_ns
         if ev.due > now:
             now = ev.due
-        self.now = now
-        ev.seq, ev.time = self.seq, now
+        self.now = ev.time = now
+        ev.seq = seq
         self.current = ev
-        self.busy.add(ev.dst)
+        busy = self.busy
+        busy.add(dst)
         try:
             actor.deliver(ev)
         except Exception as exc:  # noqa: BLE001 - reported, run ends
             self.failure = ActorFailure(ev, exc)
         finally:
-            self.busy.discard(ev.dst)
+            busy.discard(dst)
             self.current = None
         if self.sink is not None:
             self.sink(ev.record())
