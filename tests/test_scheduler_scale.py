@@ -254,3 +254,33 @@ def test_fifo_heap_sets_busy_heads_aside_only():
         for i in range(500)])
     res = sim.run(sc, keep_sched=True)
     assert res.ok and res.sched.examined == res.events + 1   # + the final empty look
+
+
+# -- the ownership checker's vector clocks, projected onto the judged actors ----------------
+@pytest.mark.parametrize("name", ["rfc-v6-story", "udev-reload-window", "hotadd-kept-in-dump",
+                                  "remove-by-count-rollback"])
+def test_projected_vector_clocks_equal_the_full_ones(name):
+    from fadumpsim.ownership import TRACKED, Clocks
+    evs = []
+    res = sim.run(scenario.load(name), strategy=RandomStrategy(2), keep_sched=True,
+                  observers=[lambda s, ev: evs.append((ev.seq, ev.dst, ev.cause))])
+    names = sorted(res.sched.actors)
+    assert len(names) > len(TRACKED)                      # scripts and udev are left out
+    full, part = Clocks(names), Clocks([n for n in names if n in TRACKED])
+    for seq, dst, cause in evs:
+        a, b = full.deliver(seq, dst, cause), part.deliver(seq, dst, cause)
+        assert b == tuple(a[full.index[n]] for n in part.index)
+
+
+@settings(max_examples=200, derandomize=True, deadline=None, database=None)
+@given(steps=st.lists(st.tuples(st.sampled_from(["firmware", "kernel", "s1", "s2", "udev"]),
+                                st.integers(0, 1000)), min_size=1, max_size=40))
+def test_projected_vector_clocks_on_any_causal_history(steps):
+    # any history: delivery i to dst, caused by an earlier delivery (or 0, injected)
+    from fadumpsim.ownership import TRACKED, Clocks
+    names = sorted({"firmware", "kernel", "s1", "s2", "udev"})
+    full, part = Clocks(names), Clocks([n for n in names if n in TRACKED])
+    for i, (dst, c) in enumerate(steps, start=1):
+        cause = c % i                                   # 0 .. i-1
+        a, b = full.deliver(i, dst, cause), part.deliver(i, dst, cause)
+        assert b == tuple(a[full.index[n]] for n in part.index)
