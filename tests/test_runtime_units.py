@@ -319,9 +319,13 @@ def test_a_run_without_a_seed_is_the_seed_0_run(tmp_path):
 
 def test_a_log_cut_by_the_event_cap_replays_to_its_end_and_stops(tmp_path):
     from fadumpsim import api
+    full = api.record("udev-reload-race", str(tmp_path / "full.fadlog")).events
     p = tmp_path / "cut.fadlog"
-    api.record("udev-reload-race", str(p), max_events=25)
+    rec = api.record("udev-reload-race", str(p), max_events=10)
+    assert full > 10 and rec.events == 10
     lg = api.load(str(p))
-    assert len(lg.records) == 25
+    assert len(lg.records) == 10 and lg.header["max_events"] == 10
+    assert "max_events" not in api.load(str(tmp_path / "full.fadlog")).header
     res, _ = api.replay(str(p))  # the replay must stop where the recording was cut
-    assert res.events == 25
+    assert res.events == 10
+    assert [v["invariant"] for v in res.violations] == ["liveness"]  # the cap, as recorded
