@@ -361,3 +361,22 @@ def test_a_payload_that_differs_from_its_declaration_is_refused_at_send():
     assert isinstance(e.value.exc, PayloadError)
     assert "opt.n: payload fields ['m'] != declared ['n']" in str(e.value.exc)
     assert not s.channels.get(("a", "a"))  # nothing was sent
+
+
+def test_a_replay_mismatch_names_the_recorded_events_number_and_receiver():
+    # record layout: seq, time, src, dst, type, cause, chan_seq, payload
+    from fadumpsim.replay.runtime import Divergence
+    want = [[1, 1000, "sim", "kernel", "cmd.run", 0, 1, {"n": 1}],
+            [2, 2000, "kernel", "firmware", "rtas.call", 1, 1, {"n": 2}]]
+    v = replayer._Verifier(want)
+    v(list(want[0]))
+    produced = [2, 2000, "kernel", "firmware", "rtas.call", 1, 1, {"n": 3}]
+    with pytest.raises(Divergence) as e:
+        v(produced)
+    assert (e.value.seq, e.value.actor) == (2, "firmware")
+    assert e.value.recorded == want[1] and e.value.produced == produced
+    assert e.value.why == "produced event differs from the record"
+    with pytest.raises(Divergence) as e:  # one more than the log holds
+        replayer._Verifier(want[:1])([*want[0][:0], 2, 9, "sim", "hotplug", "x", 0, 1, {}])
+    assert (e.value.seq, e.value.actor) == (2, "hotplug")
+    assert e.value.why == "the run goes on past the end of the log"
