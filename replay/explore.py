@@ -21,9 +21,12 @@ number of workers. See docs/explore.md.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import signal
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -258,8 +261,39 @@ def _call(packed: tuple) -> Any:
 
 
 def _worker_init() -> None:
-    import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+
+
+@contextmanager
+def children_deaf_to_sigint() -> Iterator[None]:
+    """Start worker processes inside this block: they never see Ctrl-C.
+
+    A terminal sends SIGINT to its whole foreground process group, helpers included;
+    a helper hit while it starts (before `_worker_init` runs), or a Dask nanny/worker
+    (no such hook), prints its own KeyboardInterrupt traceback. An ignored signal stays
+    ignored through fork and exec (a blocked mask does not survive multiprocessing's
+    spawn), and Python and asyncio leave an ignored SIGINT alone, so every process
+    started here, and every one it starts (a nanny restarting its worker), ignores
+    SIGINT for life; this process alone handles Ctrl-C and stops them (terminate,
+    cluster close). Meanwhile SIGINT is also blocked in this thread, so a Ctrl-C that
+    arrives while the workers start stays pending and is raised when the block ends
+    (Linux queues a blocked signal even while it is ignored). Outside the main thread
+    Python cannot change signal handlers: then this does nothing.
+    """
+    import threading
+    if threading.current_thread() is not threading.main_thread() or \
+            not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 # -- executors ---------------------------------------------------------------------------------
@@ -280,12 +314,20 @@ class _Pool:
     def __init__(self, n: int) -> None:
         import multiprocessing as mp
         # 'spawn': a fresh interpreter per worker, nothing inherited but sys.path
-        self.pool = mp.get_context("spawn").Pool(n, initializer=_worker_init)
+        self.pool: Any = None
+        try:
+            with children_deaf_to_sigint():
+                self.pool = mp.get_context("spawn").Pool(n, initializer=_worker_init)
+        except BaseException:  # a Ctrl-C held back while the helpers started
+            self.close(terminate=True)
+            raise
 
     def imap(self, fn: Callable, args: Iterable[tuple]) -> Iterator[Any]:
         return self.pool.imap(_call, ((fn, a) for a in args), chunksize=1)
 
     def close(self, terminate: bool = False) -> None:
+        if self.pool is None:
+            return
         if terminate:
             self.pool.terminate()
         else:
@@ -335,7 +377,8 @@ class _Shared:
                     merger.add(e, schedule_seed(seed, i))
             return
         import multiprocessing as mp
-        self.pool = mp.get_context("spawn").Pool(self.workers - 1, initializer=_worker_init)
+        with children_deaf_to_sigint():
+            self.pool = mp.get_context("spawn").Pool(self.workers - 1, initializer=_worker_init)
         self.name = "processes"
         done: dict[int, list[Execution]] = {}
         pending: dict[int, Any] = {}
@@ -367,39 +410,88 @@ class _Shared:
         self.pool.join()
 
 
+@contextmanager
+def _environ(**env: str) -> Iterator[None]:
+    """Processes started inside get these environment variables (unless already set)."""
+    added = {k: v for k, v in env.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
 class _Dask:
     name = "dask"
+    #: seconds a LocalCluster gets to stop its workers after a Ctrl-C
+    CLOSE_TIMEOUT = 5.0
 
     def __init__(self, address: str, workers: int, processes: bool) -> None:
         from dask.distributed import Client, LocalCluster  # lazily: dask is heavy
         self.cluster = None
-        if address == "local":
-            self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
-                                        processes=processes, dashboard_address=None)
-            self.client = Client(self.cluster)
-        else:
-            self.client = Client(address)
+        self.client: Any = None
+        self.inflight: deque = deque()
+        try:
+            if address == "local":
+                # workers log WARNING/ERROR noise when stopped mid-task or mid-heartbeat (after a
+                # Ctrl-C); a failing task still raises here, in the client
+                with children_deaf_to_sigint(), _environ(DASK_LOGGING__DISTRIBUTED="critical"):
+                    # no dashboard; the scheduler's HTTP routes on a free port, not 8787
+                    # (taken by any other cluster: a warning on stderr)
+                    self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
+                                                processes=processes, dashboard_address=None,
+                                                scheduler_kwargs={"dashboard_address": ":0"})
+                self.client = Client(self.cluster)
+            else:
+                self.client = Client(address)
+        except BaseException:  # a Ctrl-C (or an error) while starting: stop what started
+            self.close(terminate=True)
+            raise
         self.window = 4 * max(1, workers)
 
     def imap(self, fn: Callable, args: Iterable[tuple]) -> Iterator[Any]:
         it = iter(args)
-        q: deque = deque()
+        q = self.inflight
         for a in itertools.islice(it, self.window):
             q.append(self.client.submit(fn, *a, pure=False))
         while q:
-            f = q.popleft()
-            r = f.result()
+            r = q[0].result()
+            q.popleft()
             a = next(it, None)
             if a is not None:
                 q.append(self.client.submit(fn, *a, pure=False))
             yield r
 
     def close(self, terminate: bool = False) -> None:
+        """Close the client (and the LocalCluster). After a Ctrl-C, cancel what is in
+        flight and keep Dask's shutdown chatter (rescheduling, killing workers still
+        busy) off the terminal: the user asked for it to stop."""
+        quiet = logging.getLogger("distributed")
+        level = quiet.level
+        if terminate:
+            quiet.setLevel(logging.CRITICAL)
+        kw = {"timeout": self.CLOSE_TIMEOUT} if terminate else {}
         try:
-            self.client.close()
-        finally:
+            if self.client is not None:
+                if terminate and self.inflight:
+                    self._quietly(terminate, self.client.cancel, list(self.inflight))
+                self._quietly(terminate, self.client.close, **kw)
             if self.cluster is not None:
-                self.cluster.close()
+                self._quietly(terminate, self.cluster.close, **kw)
+        finally:
+            self.inflight.clear()
+            quiet.setLevel(level)
+
+    @staticmethod
+    def _quietly(terminate: bool, fn: Callable, *args: Any, **kw: Any) -> None:
+        """After a Ctrl-C a slow or failing shutdown step must not become a traceback:
+        the work is over, and leftovers die with this process (Dask's own atexit)."""
+        try:
+            fn(*args, **kw)
+        except Exception:  # noqa: BLE001
+            if not terminate:
+                raise
 
 
 class Interruptible:
@@ -527,19 +619,25 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
     result = ExploreResult(system.name, strategy, seed, workers, schedules,
                            preemption_bound=preemption_bound if strategy == "exhaustive" else None,
                            out=out)
-    if scheduler_address is not None:
-        ex: Any = _Dask(scheduler_address, workers, dask_processes)
-    elif workers > 1 and strategy == "exhaustive":
-        ex = _Pool(workers)
-    elif workers > 1:
-        ex = _Shared(workers, min_parallel_s)  # random/pct: this process works too
-    else:
-        ex = _Serial()
+    t0 = time.perf_counter()
+    early = False
+    try:
+        if scheduler_address is not None:
+            ex: Any = _Dask(scheduler_address, workers, dask_processes)
+        elif workers > 1 and strategy == "exhaustive":
+            ex = _Pool(workers)
+        elif workers > 1:
+            ex = _Shared(workers, min_parallel_s)  # random/pct: this process works too
+        else:
+            ex = _Serial()
+    except KeyboardInterrupt:  # Ctrl-C while workers start (they are stopped): no schedule run
+        ex, early = _Serial(), True
     result.backend = ex.name
     result.actor_names = system.actor_names
     merger = _Merger(system, result, out, progress, schedules)
-    t0 = time.perf_counter()
     with Interruptible(ex) as run:
+        if early:
+            raise KeyboardInterrupt
         if strategy == "exhaustive":
             _exhaustive(system, ex, merger, schedules, preemption_bound)
         else:
