@@ -145,6 +145,8 @@ class ExploreResult:
     #: invariant -> judged schedules (classes, for exhaustive) that violated it, expected
     #: violations included: for a complete exhaustive search, every reachable violation
     reachable: dict[str, int] = field(default_factory=dict)
+    #: random/pct with workers > 1: a SharedStats (where the wall time went; not in the JSON)
+    parallel: Any = None
 
     @property
     def distinct(self) -> int:
@@ -335,16 +337,54 @@ class _Pool:
         self.pool.join()
 
 
+#: guided chunks: each is 1/(GUIDE * participants) of what is left (at least BATCH), so
+#: the first are big (few round trips) and the last ones small (nobody waits long for a
+#: straggler at the end)
+GUIDE = 4
+#: seconds of work in the biggest chunk (timed on the first batch)
+CHUNK_S = 0.5
+
+
+def helper_context() -> Any:
+    """The multiprocessing context for `_Shared`'s helpers.
+
+    'fork' on Linux when this process runs no other thread: the helper starts in a few
+    ms with every module already imported (a spawned one pays ~0.3 CPU-s of imports
+    first, ~15 % of 1,000 schedules). A scheduled run starts no thread (pykka actors are
+    driven by the scheduler), so after the first batch there is only the main thread;
+    with any other thread alive (a rich progress bar's refresher, a Dask client) a forked
+    child could inherit a lock held by it: then 'spawn'. Results do not depend on the
+    start method: a schedule depends only on its index.
+    """
+    import multiprocessing as mp
+    import sys
+    import threading
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
+@dataclass
+class SharedStats:
+    """Where the parallel run's wall time went (for benchmarks; not in the JSON)."""
+    start_method: str = ""
+    start_s: float = 0.0          # creating the helper pool (this process)
+    first_result_s: float = 0.0   # pool created -> first helper chunk back
+    waited_s: float = 0.0         # this process blocked on helper results (the tail)
+    chunks_self: int = 0
+    chunks_helpers: int = 0
+    sizes: list[int] = field(default_factory=list)
+
+
 class _Shared:
-    """Random/PCT schedules shared between this process and `workers - 1` spawned ones.
+    """Random/PCT schedules shared between this process and `workers - 1` helpers.
 
     This process runs the first batch itself and times it; when the rest would take
-    less than `min_parallel_s` it simply goes on alone (a spawned interpreter costs
-    a few hundred ms before its first schedule). Otherwise it starts the helpers and
-    keeps running chunks itself while they start up and run theirs, so the pool is
-    never slower than serial by more than the bookkeeping. Every chunk's schedules
-    are fixed by index and results are merged in schedule order: the outcome does
-    not depend on who ran what.
+    less than `min_parallel_s` it simply goes on alone. Otherwise it starts the helpers
+    (forked when safe, see `helper_context`) and keeps running chunks itself while they
+    run theirs: guided chunk sizes (big first, `BATCH` at the end), each helper kept two
+    chunks ahead. Every chunk's schedules are fixed by index and results are merged in
+    schedule order: the outcome does not depend on who ran what, nor on chunk sizes.
     """
 
     def __init__(self, workers: int, min_parallel_s: float) -> None:
@@ -352,13 +392,14 @@ class _Shared:
         self.min_parallel_s = min_parallel_s
         self.pool: Any = None
         self.name = "serial"
+        self.stats = SharedStats()
 
     def sample(self, system: System, merger: _Merger, strategy: str, n: int, seed: int,
                depth: int, steps: int) -> None:
         def args(idx: Sequence[int]) -> tuple:
             return (system.factory, system.data, system.source, strategy, seed, idx, depth, steps)
 
-        first = list(range(min(BATCH, n)))
+        first = range(min(BATCH, n))
         t0 = time.perf_counter()
         execs = sample_task(*args(first))
         per = (time.perf_counter() - t0) / max(1, len(first))
@@ -367,34 +408,63 @@ class _Shared:
         rest = n - len(first)
         if rest <= 0:
             return
-        # ~16 chunks per participant: few round trips, still balanced at the end
-        size = max(BATCH, -(-rest // (16 * self.workers)))
-        # ranges, not lists: `--schedules 100000000` holds ~16 small objects per worker
-        chunks = [range(a, min(a + size, n)) for a in range(len(first), n, size)]
-        if rest * per < self.min_parallel_s or len(chunks) < 2:
-            for c in chunks:
+        if rest * per < self.min_parallel_s or rest <= BATCH:
+            # ranges of BATCH: `--schedules 100000000` never holds a list of them
+            for a in range(len(first), n, BATCH):
+                c = range(a, min(a + BATCH, n))
                 for i, e in zip(c, sample_task(*args(c))):
                     merger.add(e, schedule_seed(seed, i))
             return
-        import multiprocessing as mp
+        st = self.stats
+        start = len(first)
+
+        # ...but at most ~CHUNK_S of work: progress moves and memory stays small even for
+        # `--schedules 100000000`
+        cap = max(BATCH, int(CHUNK_S / max(per, 1e-6)))
+
+        def take() -> range:
+            nonlocal start
+            size = max(BATCH, min(cap, -(-(n - start) // (GUIDE * self.workers))))
+            c = range(start, min(start + size, n))
+            start = c.stop
+            st.sizes.append(len(c))
+            return c
+
+        ctx = helper_context()
+        st.start_method = ctx.get_start_method()
+        t1 = time.perf_counter()
         with children_deaf_to_sigint():
-            self.pool = mp.get_context("spawn").Pool(self.workers - 1, initializer=_worker_init)
+            self.pool = ctx.Pool(self.workers - 1, initializer=_worker_init)
+        t2 = time.perf_counter()
+        st.start_s = t2 - t1
         self.name = "processes"
+        chunks: list[range] = []
         done: dict[int, list[Execution]] = {}
         pending: dict[int, Any] = {}
-        nxt = merged = 0
-        while merged < len(chunks):
+        merged = 0
+
+        def collect(k: int) -> None:
+            done[k] = pending.pop(k).get()
+            st.chunks_helpers += 1
+            if not st.first_result_s:
+                st.first_result_s = time.perf_counter() - t2
+
+        while start < n or pending or merged < len(chunks):
             # keep each helper busy with up to two chunks, taken from the front
-            while nxt < len(chunks) and len(pending) < 2 * (self.workers - 1):
-                pending[nxt] = self.pool.apply_async(sample_task, args(chunks[nxt]))
-                nxt += 1
+            while start < n and len(pending) < 2 * (self.workers - 1):
+                chunks.append(take())
+                pending[len(chunks) - 1] = self.pool.apply_async(sample_task,
+                                                                 args(chunks[-1]))
             for k in [k for k, r in pending.items() if r.ready()]:
-                done[k] = pending.pop(k).get()
-            if nxt < len(chunks):  # this process takes the next chunk itself
-                done[nxt] = sample_task(*args(chunks[nxt]))
-                nxt += 1
-            elif merged not in done:  # nothing left to take: wait for the helpers
-                done[merged] = pending.pop(merged).get()
+                collect(k)
+            if start < n:  # this process takes the next chunk itself
+                chunks.append(take())
+                done[len(chunks) - 1] = sample_task(*args(chunks[-1]))
+                st.chunks_self += 1
+            elif merged < len(chunks) and merged not in done:  # only helpers' work left
+                tw = time.perf_counter()
+                collect(merged)
+                st.waited_s += time.perf_counter() - tw
             while merged in done:
                 for i, e in zip(chunks[merged], done.pop(merged)):
                     merger.add(e, schedule_seed(seed, i))
@@ -658,6 +728,8 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
                               "text": f"a bug of depth <= {pct_depth} would be found with "
                                       f"probability >= {p:.3g} per run ({channels} channels, "
                                       f"k = {steps} steps), >= {cum:.3g} over {schedules} runs"}
+            if isinstance(ex, _Shared):
+                result.parallel = ex.stats
             _sample(system, ex, merger, strategy, schedules, seed, pct_depth, steps or 1)
             result.backend = ex.name
     result.elapsed = time.perf_counter() - t0
