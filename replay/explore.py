@@ -543,12 +543,18 @@ class _Dask:
             quiet.setLevel(logging.CRITICAL)
         kw = {"timeout": self.CLOSE_TIMEOUT} if terminate else {}
         try:
+            # no client.cancel after a Ctrl-C: it has no timeout and could wait for ever on
+            # a busy loop; closing the cluster stops the work anyway
             if self.client is not None:
-                if terminate and self.inflight:
-                    self._quietly(terminate, self.client.cancel, list(self.inflight))
                 self._quietly(terminate, self.client.close, **kw)
             if self.cluster is not None:
                 self._quietly(terminate, self.cluster.close, **kw)
+                if terminate:  # whatever worker is still alive after the timeouts
+                    import multiprocessing
+                    for child in multiprocessing.active_children():
+                        if child.name.startswith("Dask"):
+                            child.kill()
+                            child.join(self.CLOSE_TIMEOUT)
         finally:
             self.inflight.clear()
             quiet.setLevel(level)

@@ -23,9 +23,11 @@ from fadumpsim.replay.explore import children_deaf_to_sigint
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    # PYTHONFAULTHANDLER: if it ever hangs, SIGABRT shows where (see _ctrl_c)
     return subprocess.Popen([sys.executable, "-m", "fadumpsim.cli", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True,
+                            env=dict(os.environ, PYTHONFAULTHANDLER="1"))
 
 
 def _ctrl_c(p: subprocess.Popen, ready, timeout: float = 180) -> tuple[str, str]:
@@ -36,8 +38,16 @@ def _ctrl_c(p: subprocess.Popen, ready, timeout: float = 180) -> tuple[str, str]
             assert p.poll() is None, p.communicate()
             assert time.monotonic() - t < timeout, "the command never got going"
             time.sleep(0.1)
+        print(f"ready after {time.monotonic() - t:.1f} s")
         os.killpg(p.pid, signal.SIGINT)
-        out, err = p.communicate(timeout=120)
+        t = time.monotonic()
+        try:
+            out, err = p.communicate(timeout=120)
+        except subprocess.TimeoutExpired:  # pragma: no cover - diagnostics of a hang
+            os.kill(p.pid, signal.SIGABRT)
+            out, err = p.communicate(timeout=60)
+            pytest.fail("still running 120 s after Ctrl-C:\n" + err.decode()[-8000:])
+        print(f"exited {time.monotonic() - t:.1f} s after Ctrl-C")
         return out.decode(), err.decode()
     finally:
         if p.poll() is None:  # pragma: no cover - only when the test already failed
