@@ -86,6 +86,9 @@ def swarm_cmd(profile: str, seeds: int | None, time_limit: float | None, seed_st
     except OSError as e:
         _usage(f"dask scheduler {scheduler}: {e}" if scheduler else f"{out}: {e}")
         return
+    if res.interrupted:
+        click.echo(f"fadumpsim: interrupted: partial result of {res.seeds} seed(s) "
+                   "(every finding saved so far is kept)", err=True)
     if as_json:
         click.echo(json.dumps(res.to_json(), indent=2))
     else:

@@ -318,9 +318,15 @@ def swarm(profile: str = "rfc-v6", seeds: int | None = 100, *, seed_start: int =
                 return
             yield win
 
-    ex = make_executor(workers, scheduler_address)
+    try:
+        ex = make_executor(workers, scheduler_address)
+        early = False
+    except KeyboardInterrupt:  # Ctrl-C while workers start (they are stopped): no seed run
+        ex, early = make_executor(1), True
     result.backend = ex.name
     with Interruptible(ex) as run:
+        if early:
+            raise KeyboardInterrupt
         for outcomes in (o for win in windows() for o in ex.imap(seed_task, win)):
             changed = False
             for o in outcomes:
