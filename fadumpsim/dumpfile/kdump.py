@@ -404,9 +404,11 @@ def write_kdump_compressed(
             for run in plan_range(r, dump_level):
                 n = (run.end - run.start) // ps
                 if run.action == ZERO:
+                    zero_shared += n
+                    if fd is None:  # dry run: descriptors take no data bytes
+                        continue
                     for k in range(0, n, 65536):
                         descs.write(pd_zero * min(65536, n - k))
-                    zero_shared += n
                     continue
                 if run.action != KEEP:
                     continue
