@@ -46,6 +46,7 @@ CRASHKERNEL = ("256M", "512M", "1G", "2G", "3G")
 DUMP_TOOLS = ("makedumpfile -d 31", "makedumpfile -d 31 -c", "makedumpfile -d 1",
               "makedumpfile -d 0", "makedumpfile -d 17 -E", "cp")
 CPUS = (1, 2, 8, 64, 256)
+RMA_SIZES = (512 * MB, 768 * MB, 1 * GB)
 #: the udev rules of each profile's era (kdump-utils of the same years), the profile's
 #: default first; `--set udev_rule=any` draws from every registered rule (actors/udev.py)
 ERA_RULES = {"rfc-v6": ("try-restart-2018", "reload-throttled-2018"),
@@ -211,13 +212,17 @@ def gen_machine(d: Draw, knobs: Knobs = Knobs()) -> dict[str, Any]:
     sizes = [m for m in MEMORY_SIZES if m <= knobs.max_memory] or [MEMORY_SIZES[0]]
     memory = d.choice(sizes)
     grow = d.choice((1, 2, 2, 4))                       # DLPAR headroom: max_memory/memory
-    lmbs = [s for s in LMB_SIZES if memory % s == 0 and memory * grow // s <= MAX_LMBS]
+    # an LMB size that leaves the RMA room (a quarter of memory at most, below): with a
+    # 1GB LMB on 2GB the RMA is half the partition, fadump cannot reserve its area and
+    # registration fails with ENODEV -- right, but not a finding
+    lmbs = [s for s in LMB_SIZES if memory % s == 0 and memory * grow // s <= MAX_LMBS
+            and any(r % s == 0 and 4 * r <= memory for r in RMA_SIZES)]
     lmb = d.choice(lmbs) if lmbs else max(LMB_SIZES)
     if memory * grow // lmb > MAX_LMBS:
         grow = 1
     # the RMA takes at most a quarter of the partition: fadump's boot memory area and
     # its reserved area (each RMA-sized or more) must both fit
-    rma = d.choice(tuple(r for r in (512 * MB, 768 * MB, 1 * GB)
+    rma = d.choice(tuple(r for r in RMA_SIZES
                          if r % lmb == 0 and 4 * r <= memory) or (max(lmb, 512 * MB),))
     boot_lmbs = memory // lmb
     # a node holds at least 1GB and four boot-memory areas (else the model cannot boot)
@@ -257,14 +262,34 @@ def interesting_lmbs(memory: int, lmb: int, rma: int, cmdline: str) -> list[int]
 
 
 # -- the kernel ----------------------------------------------------------------------------------------
-def gen_kernel(d: Draw, knobs: Knobs = Knobs()) -> dict[str, Any]:
-    """[kernel]: fadump=on|nonmovable, crashkernel=, revert, hotplug_lock."""
+def capture_fits(crashkernel: int, machine: dict[str, Any] | None) -> bool:
+    """Whether a capture kernel booting in `crashkernel` bytes of boot memory can hold the
+    memmap of every page the partition may have (64 bytes per page of max_memory) beside
+    its image, RTAS and PACAs (768MB, generous). A smaller one is a misconfiguration the
+    model does not simulate: the real kernel prints "sparse_init_nid: node[N] memory map
+    backing failed. Some memory will not be available." and boots on; the model's
+    capture kernel fails with OutOfMemory (an actor-failure). The generator leaves it out."""
+    if machine is None:
+        return True
+    from fadumpsim.actors.sizes import parse_size
+    ps = parse_size(machine.get("page_size", "64K"))
+    memmap = parse_size(machine["max_memory"]) // ps * 64
+    return crashkernel >= memmap + 768 * MB
+
+
+def gen_kernel(d: Draw, knobs: Knobs = Knobs(),
+               machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """[kernel]: fadump=on|nonmovable, crashkernel= (one the capture kernel fits in,
+    `capture_fits`, when the partition is known), revert, hotplug_lock."""
     nonmovable = _forced(d.boolean(0.25), knobs.nonmovable)
     if knobs.profile != "rfc-v6":
         nonmovable = False                         # fadump=nonmovable is the RFC's alone
     words = ["fadump=nonmovable" if nonmovable else "fadump=on"]
     if d.boolean(0.3):
-        words.append("crashkernel=" + d.choice(CRASHKERNEL))
+        from fadumpsim.actors.sizes import parse_size
+        ck = d.choice(CRASHKERNEL)
+        if capture_fits(parse_size(ck), machine):
+            words.append("crashkernel=" + ck)
     k: dict[str, Any] = {"cmdline": " ".join(words)}
     revertable = REVERTABLE.get(knobs.profile, ())
     drawn_revert = tuple(p for p in revertable if d.boolean(0.15))
@@ -435,7 +460,7 @@ def gen_scenario(d: Draw, knobs: Knobs = Knobs(), name: str = "generated") -> di
     """A whole scenario (the dict a scenario file holds), valid by construction."""
     from fadumpsim.actors.sizes import parse_size
     machine = gen_machine(d, knobs)
-    kernel = gen_kernel(d, knobs)
+    kernel = gen_kernel(d, knobs, machine)
     memory = parse_size(machine["memory"])
     workload = gen_workload(d, memory)
     udev = _forced(d.boolean(0.5), knobs.udev_reload)

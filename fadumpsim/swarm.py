@@ -80,12 +80,21 @@ def refine(res: Any, signature: str) -> str:
 
 
 def explained_by_fault(data: dict[str, Any], res: Any) -> bool:
-    """The run fails only because the search injected a copy error: the dump is
-    invalid, as firmware reports, and `dump-armed` is the only thing broken. Counted
-    apart (`explained`), not reported as a finding."""
-    copy_error = any(c.startswith("inject copy-error") for s in data.get("script", [])
-                     for c in s["run"])
-    return (copy_error and not res.failure and res.dump.get("status") == "invalid"
+    """The run fails only because the search injected a copy error: the dump is what a
+    failed copy gives (`invalid`, or `incomplete` -- QEMU reports a hardware error only
+    through bytes_dumped 0 -- or `none` when a hardware error on QEMU's CPU state powered
+    the guest off) and `dump-armed` is the only thing broken. Counted apart
+    (`explained`), not reported as a finding."""
+    injected = [c.split() for s in data.get("script", []) if s.get("actor") == "firmware"
+                for c in s["run"] if c.startswith("inject copy-error")]
+    if not injected:
+        return False
+    status = res.dump.get("status")
+    qemu = data.get("firmware", {}).get("flavour") == "qemu"
+    poweroff = qemu and any(w[2] == "hardware" and (len(w) == 3 or w[3] in ("cpu", "at"))
+                            for w in injected)
+    return (not res.failure and (status in ("invalid", "incomplete")
+                                 or (status == "none" and poweroff))
             and all(e["ok"] for e in res.expectations)
             and [v["invariant"] for v in res.unexpected_violations] == ["dump-armed"])
 

@@ -15,9 +15,9 @@ from fadumpsim.scenario import Scenario, load
 from fadumpsim.strategies import Knobs
 from fadumpsim.swarm import explained_by_fault, minimize_budget, refine, run_seed, swarm
 
-#: seeds 0..11 of rfc-v6 hold the registration/DLPAR race (seed 2) and the udev window
-#: (seed 10); see docs/swarm.md for seeds-to-first-find over 300 seeds
-SEEDS = 12
+#: seeds 0..24 of rfc-v6 hold the udev window (seed 11) and the registration/DLPAR race
+#: (seed 24); see docs/swarm.md for seeds-to-first-find over 300 seeds
+SEEDS = 25
 UDEV_WINDOW = "dump-armed|dump=none|expect=-"
 
 
@@ -112,7 +112,7 @@ def test_ctrl_c_keeps_what_was_found(tmp_path: Path) -> None:
         if done >= 8:
             raise KeyboardInterrupt
 
-    r = swarm("rfc-v6", 40, out=str(tmp_path), progress=progress, minimize_runs=0)
+    r = swarm("rfc-v6", 40, seed_start=8, out=str(tmp_path), progress=progress, minimize_runs=0)
     assert r.interrupted and r.seeds == 8 and calls == [4, 8]
     saved = json.loads((tmp_path / "swarm.json").read_text())
     assert saved["interrupted"] is True and saved["seeds"] == 8
@@ -155,7 +155,7 @@ def test_capture_kernel_of_a_two_node_partition_boots() -> None:
 
 def test_cli_swarm_json_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as e:
-        main(["swarm", "--seeds", "4", "--seed-start", "2", "--out", str(tmp_path), "--json",
+        main(["swarm", "--seeds", "4", "--seed-start", "9", "--out", str(tmp_path), "--json",
               "--minimize-runs", "0"])
     assert e.value.code == 1
     j = json.loads(capsys.readouterr().out)
@@ -176,3 +176,25 @@ def test_minimize_budget_shrinks_with_the_partition() -> None:
     assert minimize_budget(400, 64) == 400 and minimize_budget(400, 16384) == 400
     assert minimize_budget(400, 262144) == 25 and minimize_budget(400, 1 << 20) == 10
     assert minimize_budget(0, 1 << 20) == 0 and minimize_budget(5, 1 << 20) == 5
+
+
+@pytest.mark.parametrize("inject, flavour, status", [
+    ("inject copy-error hardware rmr", "qemu", "incomplete"),   # QEMU: bytes_dumped 0 only
+    ("inject copy-error hardware cpu", "qemu", "none"),         # QEMU powers the guest off
+    ("inject copy-error hardware rmr", "powervm", "invalid"),   # PowerVM: header 0x2000
+    ("inject copy-error destination rmr at chunk 1", "powervm", "invalid"),
+])
+def test_every_copy_error_outcome_is_explained(inject: str, flavour: str, status: str) -> None:
+    data = {"name": "copy", "firmware": {"flavour": flavour}, "script": [
+        {"name": "k", "actor": "kernel", "run": ["echo 1 > /sys/kernel/fadump_registered"]},
+        {"name": "f", "actor": "firmware", "run": [inject]},
+        {"name": "crash", "actor": "kernel", "after": ["k", "f"],
+         "run": ["echo c > /proc/sysrq-trigger"]},
+        {"name": "save", "actor": "capture",
+         "run": ["makedumpfile -d 31 /proc/vmcore /var/crash/vmcore"]}]}
+    res = sim.run(Scenario(data))
+    assert res.dump["status"] == status and failure_of(res)[0] == "dump-armed"
+    assert explained_by_fault(data, res)
+    # the same failure without the injection is not explained by it
+    data["script"][1]["run"] = ["inject rtas 9902 1"]
+    assert not explained_by_fault(data, res)
