@@ -198,3 +198,36 @@ def test_every_copy_error_outcome_is_explained(inject: str, flavour: str, status
     # the same failure without the injection is not explained by it
     data["script"][1]["run"] = ["inject rtas 9902 1"]
     assert not explained_by_fault(data, res)
+
+
+UNREGISTER_RACE = {"name": "crash-during-unregister", "script": [
+    {"name": "k", "actor": "kernel", "run": ["echo 1 > /sys/kernel/fadump_registered"]},
+    {"name": "f", "actor": "firmware", "after": ["k"], "run": ["inject rtas 9902 3"]},
+    {"name": "stop", "actor": "kernel", "after": ["f"],
+     "run": ["echo 0 > /sys/kernel/fadump_registered"]},
+    {"name": "crash", "actor": "kernel", "after": ["f"],
+     "run": ["free -m", "echo c > /proc/sysrq-trigger"]}]}
+
+
+def test_a_crash_inside_the_scripts_own_unregister_breaks_no_promise() -> None:
+    """The swarm found `dump-armed` reported when the crash lands while the script's own
+    busy-retried `echo 0` is in flight (firmware may already have unregistered). The
+    script was unregistering: the invariant's "unless a script wrote 0" covers it."""
+    inside = []
+    for seed in range(130):
+        res = sim.run(Scenario(UNREGISTER_RACE), strategy="random", seed=seed)
+        if res.dump["status"] == "none" and any(
+                t["exit"] is None and t["command"].startswith("echo 0") for t in res.transcript):
+            inside.append(seed)
+            assert "dump-armed" not in {v["invariant"] for v in res.violations}, seed
+    assert inside
+    # a completed `echo 0` followed by `echo 1` re-arms: a lost dump is still reported
+    data = json.loads(json.dumps(UNREGISTER_RACE))
+    data["script"][1]["run"] = ["inject copy-error hardware"]
+    data["script"][2]["run"] = ["echo 0 > /sys/kernel/fadump_registered",
+                                "echo 1 > /sys/kernel/fadump_registered"]
+    data["script"][3]["after"] = ["stop", "f"]
+    res = sim.run(Scenario(data))
+    assert [t["exit"] for t in res.transcript if t["script"] == "stop"] == [0, 0]
+    assert res.dump["status"] == "invalid"
+    assert "dump-armed" in {v["invariant"] for v in res.violations}
