@@ -7,6 +7,8 @@ it survives refactoring of the code under it. Messages are matched without their
 """
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from fadumpsim.actors.sizes import GB, MB
@@ -251,13 +253,44 @@ def test_removable_scan_equals_asking_every_lmb(run, revert, memory, lmb):
         assert list(k.removable_lmbs(start)) == [i for i in brute if i >= start]
     # the jump is what makes it cheap: far fewer lmb_is_removable calls than LMBs scanned
     calls = 0
-    orig = k.lmb_is_removable
+    orig = k._lmb_removable
 
     def counted(i):
         nonlocal calls
         calls += 1
         return orig(i)
-    k.lmb_is_removable = counted
+    k._lmb_removable = counted
     first = next(k.removable_lmbs(), None)
     assert first is not None and first >= 3  # the areas come first: boot memory from 0
     assert calls < first  # fewer questions than LMBs passed over
+
+
+@pytest.mark.parametrize("registered", [False, True])
+def test_removable_scan_jumps_over_unmovable_extents(run, registered):
+    """Remove by count scans for removable LMBs: a 2TB kernel allocation on 8TB of 64MB
+    LMBs (32,768 LMBs of kernel pages) is one jump, with the answers of asking every LMB."""
+    res = run('name = "scan"\n[machine]\nmemory = "8T"\nlmb_size = "64M"\n'
+              '[workload]\nkernel = "2T"\nuser = "64G"\n'
+              + (script("k", "kernel", REG) if registered else ""), keep_sched=True)
+    k = res.sched.actors["kernel"]
+    assert k.fw.dump_registered == registered
+    calls = 0
+    orig = k._lmb_removable
+
+    def counted(i):
+        nonlocal calls
+        calls += 1
+        return orig(i)
+    k._lmb_removable = counted
+    got = list(itertools.islice(k.removable_lmbs(), 64))
+    assert calls < 1000, calls
+    k._lmb_removable = orig
+    brute = []
+    for i in range(len(k.drmem)):
+        if k.drmem[i] and k.lmb_is_removable(i)[0]:
+            brute.append(i)
+            if len(brute) == 64:
+                break
+    assert got == brute and len(got) == 64
+    unmovable = sum(1 for i in range(brute[-1]) if k.drmem[i] and not k.lmb_is_removable(i)[0])
+    assert unmovable > 10 * calls  # the scan passed over them without asking each

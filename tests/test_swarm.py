@@ -54,7 +54,7 @@ def test_every_finding_replays_and_its_scenario_fails_the_same_way(found: dict) 
                               **{k: spec[k] for k in ("depth", "steps") if k in spec})
         again = sim.run(sc, seed=spec["seed"], strategy=strat)
         got = failure_of(again)
-        assert (got[0], refine(again, got[1])) == (f["invariant"], f["signature"])
+        assert (got[0], refine(again, got[1], sc.data)) == (f["invariant"], f["signature"])
         assert f["run"].startswith(f"fadumpsim run {f['scenario']} --strategy {spec['strategy']}")
         if f["minimized"] is not None:
             assert f["log"].endswith(".min.fadlog")
