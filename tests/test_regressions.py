@@ -294,3 +294,46 @@ def test_removable_scan_jumps_over_unmovable_extents(run, registered):
     assert got == brute and len(got) == 64
     unmovable = sum(1 for i in range(brute[-1]) if k.drmem[i] and not k.lmb_is_removable(i)[0])
     assert unmovable > 10 * calls  # the scan passed over them without asking each
+
+
+# -- lsmem reads blocks as runs: the same text as asking every block ----------------------------------------
+def _blocks_one_by_one(k):
+    """The per-block walk memory_blocks() replaced (the reference)."""
+    out = []
+    for lmb in range(len(k.drmem)):
+        if not k.drmem[lmb]:
+            continue
+        s, e = k.lmb_range(lmb)
+        b = k._memory_block(lmb, s, e, list(k.mm.pages.pieces(s, e)))
+        if b is not None:
+            out.append(b)
+    return out
+
+
+@pytest.mark.parametrize("toml", [
+    '[machine]\nmemory = "64G"\nlmb_size = "256M"\nnodes = 4\nunassigned = [9, 40]\n'
+    '[workload]\nkernel = "3G"\nuser = "5G"\n',
+    '[machine]\nmemory = "16G"\nlmb_size = "128M"\n[kernel]\ncmdline = "fadump=on mem=9G"\n',
+    'profile = "upstream"\n[machine]\nmemory = "32G"\nnodes = 2\n[workload]\ncache = "2G"\n',
+])
+def test_lsmem_runs_read_like_every_block(run, toml):
+    from fadumpsim.actors.kernel import shell
+    res = run('name = "ls"\n' + toml + script("k", "kernel", REG)
+              + script("d", "hotplug", "drmgr -c mem -r -q 3", after=["k"]), keep_sched=True)
+    k = res.sched.actors["kernel"]
+    ref = shell.lsmem(_blocks_one_by_one(k), k.machine.lmb_size)
+    assert shell.lsmem(k.memory_blocks(), k.machine.lmb_size) == ref
+    assert ref.count("\n") > 6  # several rows: zones, nodes, holes, removability differ
+
+
+def test_lsmem_on_64tb_asks_a_few_blocks(run):
+    res = run('name = "ls"\n[machine]\nmemory = "64T"\nmax_memory = "64T"\nnodes = 2\n'
+              '[workload]\nkernel = "1T"\nuser = "2T"\n' + script("k", "kernel", REG),
+              keep_sched=True)
+    k = res.sched.actors["kernel"]
+    calls = []
+    orig = k._memory_block
+    k._memory_block = lambda *a: calls.append(a[0]) or orig(*a)
+    blocks = k.memory_blocks()
+    assert len(k.drmem) == 262144 and len(calls) < 200, len(calls)
+    assert sum(b["last"] - b["index"] + 1 for b in blocks) == 262144

@@ -43,6 +43,19 @@ def test_finds_the_race_and_the_udev_window_without_hints(found: dict) -> None:
 
 
 def test_every_finding_replays_and_its_scenario_fails_the_same_way(found: dict) -> None:
+    _check_findings(found)
+    assert any(f["pinned"] for f in found["failures"])
+
+
+def test_upstream_findings_replay_too(tmp_path: Path) -> None:
+    """Upstream worlds (mainline rules, QEMU, re-registration in one write): seed 55's
+    crash inside the one-write re-registration is its own group, and it replays."""
+    r = swarm("upstream", 6, seed_start=52, out=str(tmp_path), minimize_runs=5).to_json()
+    assert any(f["signature"].endswith("|reregister-in-flight") for f in r["failures"])
+    _check_findings(r)
+
+
+def _check_findings(found: dict) -> None:
     assert found["failures"]
     for f in found["failures"]:
         assert f["reproduced"] is True
@@ -62,7 +75,6 @@ def test_every_finding_replays_and_its_scenario_fails_the_same_way(found: dict) 
         if f["pinned"] is not None:                 # the regression scenario fails in FIFO
             pinned = sim.run(load(f["pinned"]))
             assert failure_of(pinned)[0] == f["invariant"]
-    assert any(f["pinned"] for f in found["failures"])
 
 
 def test_the_knobs_that_fix_a_bug_make_the_swarm_stop_reporting_it() -> None:
