@@ -5,8 +5,9 @@ Each seed is generated and run exactly as `fadumpsim swarm` runs it (`swarm.run_
 steps, without saving or minimizing). A failing seed is attributed to a known bug by
 evidence in that run, independently of the swarm's grouping:
 
-* udev-window:       dump-armed, dump 'none', a udev rule on, no script `echo 0`/`echo 1`
-                     in flight at the crash
+* udev-window:       dump-armed, dump 'none', a udev rule that unregisters (try-restart, or
+                     a reload on a kernel without one-write re-registration), no script
+                     `echo 0`/`echo 1` in flight at the crash
 * dlpar-race:        reserved-area-intact for an LMB of the fadump reserved area, patch 4 in
                      (or of the boot memory area, any profile), not an LMB unassigned at boot
 * hole-registration: the kdump service's `echo 1` failed and the kernel printed "Can't have
@@ -16,6 +17,9 @@ evidence in that run, independently of the swarm's grouping:
 * stale-elfcorehdr:  user pages lost with fadump=nonmovable (or classic) after a hot-add
 * patch4-reverted:   reserved-area-intact in the reserved area with hotplug-protect
                      reverted and hotplug_lock on (so the race cannot explain it)
+* rereg-window:      (not one of the issue's five) dump-armed, dump 'none', the crash inside
+                     mainline's one-write re-registration (unregister, then register): a
+                     script's `echo 1` in flight, or a reload rule's on upstream
 
 Usage: python benchmarks/bench_swarm.py [--seeds 300] [--blocks 3] [--json]
 """
@@ -42,7 +46,8 @@ CONFIGS = [
     ("upstream", []),
     ("upstream", ["udev_reload=true", "udev_rule=try-restart-2018"]),
 ]
-BUGS = ("udev-window", "dlpar-race", "hole-registration", "stale-elfcorehdr", "patch4-reverted")
+BUGS = ("udev-window", "dlpar-race", "hole-registration", "stale-elfcorehdr", "patch4-reverted",
+        "rereg-window")
 
 
 def classify(data: dict[str, Any], res: Any) -> set[str]:
@@ -54,9 +59,15 @@ def classify(data: dict[str, Any], res: Any) -> set[str]:
     invs = {v["invariant"] for v in res.unexpected_violations}
     log = "\n".join(res.kernel_log)
     revert = data["kernel"].get("revert", [])
-    if ("dump-armed" in invs and res.dump["status"] == "none" and "hotplug" in data
-            and "-in-flight" not in sig):
-        bugs.add("udev-window")
+    rule = data.get("hotplug", {}).get("udev_rule")
+    one_write = data["profile"] == "upstream" and "reregister" not in revert
+    if "dump-armed" in invs and res.dump["status"] == "none":
+        if rule and "-in-flight" not in sig:
+            # the rule's echo 0 ... echo 1, or (mainline) its one-write re-registration
+            bugs.add("udev-window" if rule == "try-restart-2018" or not one_write
+                     else "rereg-window")
+        elif "reregister-in-flight" in sig:
+            bugs.add("rereg-window")
     if "reserved-area-intact" in invs and "|hole" in sig:
         bugs.add("hole-registration")
     elif "reserved-area-intact" in invs and "|reserved-area" in sig:

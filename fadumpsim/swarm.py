@@ -65,9 +65,10 @@ def refine(res: Any, signature: str, data: dict[str, Any] | None = None) -> str:
 
     `reserved-area-intact`: which area the LMB left, the boot memory area (firmware's
     copy source, at 0) or the fadump reserved area (its destination; the
-    registration/DLPAR race, or patch 4 reverted), and `hole` when that LMB was never
-    in the partition (`[machine] unassigned`: a hole before registration that the
-    firmware accepted, as QEMU does). `dump-armed`: `reregister-in-flight` when a
+    registration/DLPAR race, or patch 4 reverted), and `hole` when that LMB was not in
+    the partition when firmware accepted the registration (unassigned at boot or removed
+    before: a hole before registration, which QEMU accepts). `dump-armed`:
+    `reregister-in-flight` when a
     script's own `echo 1` was still in flight at the crash (the 2019 one-write
     re-registration unregisters first: a narrow window, not the udev rule's), and
     `unregister-in-flight` for an `echo 0` (no longer a violation; kept for old logs).
@@ -78,7 +79,7 @@ def refine(res: Any, signature: str, data: dict[str, Any] | None = None) -> str:
         if v["invariant"] == "reserved-area-intact":
             extra.append("boot-area" if "covering [0x0-" in v["message"] else "reserved-area")
             m = re.match(r"LMB (\d+) ", v["message"])
-            if m and int(m.group(1)) in holes:
+            if (m and int(m.group(1)) in holes) or "was not in the partition" in v["message"]:
                 extra.append("hole")
         if v["invariant"] == "dump-armed":
             for value, tag in (("0", "unregister-in-flight"), ("1", "reregister-in-flight")):

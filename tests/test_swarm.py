@@ -243,3 +243,21 @@ def test_a_crash_inside_the_scripts_own_unregister_breaks_no_promise() -> None:
     assert [t["exit"] for t in res.transcript if t["script"] == "stop"] == [0, 0]
     assert res.dump["status"] == "invalid"
     assert "dump-armed" in {v["invariant"] for v in res.violations}
+
+
+def test_a_hole_qemu_accepts_at_registration_is_told_apart() -> None:
+    """QEMU registers an area with a hole (hole-before-registration-qemu): the LMB did not
+    leave under a registration, it was never there; the swarm tags the group `hole`."""
+    data = dict(load("hole-before-registration-qemu").data)
+    data.pop("expect", None)
+    res = sim.run(Scenario(data))
+    v = next(v for v in res.violations if v["invariant"] == "reserved-area-intact")
+    assert "was not in the partition when firmware accepted a registration" in v["message"]
+    assert refine(res, "sig", data).endswith("|boot-area|hole")
+    # the message alone tells (a hole left by a DLPAR remove is in no `unassigned` list)
+    assert refine(res, "sig", None).endswith("|boot-area|hole")
+    race = dict(load("hotplug-protect-reverted").data)
+    race.pop("expect", None)
+    res = sim.run(Scenario(race))
+    assert "left the partition while" in res.violations[0]["message"]
+    assert not refine(res, "sig", race).endswith("|hole")
