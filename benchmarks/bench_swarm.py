@@ -66,7 +66,7 @@ def classify(data: dict[str, Any], res: Any) -> set[str]:
             # the rule's echo 0 ... echo 1, or (mainline) its one-write re-registration
             bugs.add("udev-window" if rule == "try-restart-2018" or not one_write
                      else "rereg-window")
-        elif "reregister-in-flight" in sig:
+        elif "reregister-in-flight" in sig and one_write:
             bugs.add("rereg-window")
     if "reserved-area-intact" in invs and "|hole" in sig:
         bugs.add("hole-registration")
