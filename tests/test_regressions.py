@@ -239,10 +239,12 @@ def test_contiguity_check_sees_a_trailing_hole(run):
 
 
 # -- the DLPAR scan over LMBs jumps over registered fadump areas, with the same answers ---------------------------
-@pytest.mark.parametrize("revert", [[], ["hotplug-protect"]])
+@pytest.mark.parametrize("revert", [[], ["hotplug-protect"], "upstream"])
 @pytest.mark.parametrize("memory,lmb", [("64G", "256M"), ("16G", "128M"), ("8G", "256M")])
 def test_removable_scan_equals_asking_every_lmb(run, revert, memory, lmb):
-    res = run(f'name = "scan"\n[machine]\nmemory = "{memory}"\nlmb_size = "{lmb}"\n'
+    head = 'profile = "upstream"\n' if revert == "upstream" else ""
+    revert = [] if revert == "upstream" else revert
+    res = run(head + f'name = "scan"\n[machine]\nmemory = "{memory}"\nlmb_size = "{lmb}"\n'
               f'[kernel]\nrevert = {revert!r}\n'.replace("'", '"') + script("k", "kernel", REG),
               keep_sched=True)
     k = res.sched.actors["kernel"]

@@ -58,12 +58,16 @@ class DlparMixin:
         LMB indices [start // L, end // L + 1), so a scan can jump over a registered
         area's 13,000 LMBs (64TB) instead of asking each one (same answers, tested)."""
         fw = self.fw
-        if self.cfg.profile == "upstream" or not fw.dump_registered:
+        if not fw.dump_registered:
             return lmb + 1
         L = self.machine.lmb_size
-        areas = [(RMA_START, fw.boot_memory_size)]
-        if self.cfg.has("hotplug-protect"):
-            areas.append(fw.reserved_area())
+        if self.cfg.profile == "upstream":
+            # mainline: the reserved area, and `addr <= boot_mem_top` (the same index range)
+            areas = [(RMA_START, fw.boot_mem_top), fw.reserved_area()]
+        else:
+            areas = [(RMA_START, fw.boot_memory_size)]
+            if self.cfg.has("hotplug-protect"):
+                areas.append(fw.reserved_area())
         end = lmb + 1
         for a, b in areas:
             if a // L <= lmb < b // L + 1:
