@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fadumpsim.actors.commands import parse_command
+from fadumpsim.actors.commands import CommandError, parse_command
 from fadumpsim.events.envelope import Event
 from fadumpsim.liveness import BUSY_CAP, Liveness
 from fadumpsim.ownership import DRC_BASE, Ownership
@@ -48,7 +48,7 @@ def _is_unregister(command: str) -> bool:
     """`echo 0 > .../fadump_registered` (either path), as the kernel parses it."""
     try:
         cmd = parse_command("kernel", command)
-    except Exception:  # noqa: BLE001 - not a kernel command: not ours to judge
+    except CommandError:  # not a kernel command: not ours to judge
         return False
     return cmd["prog"] == "write" and cmd["file"] == "registered" and cmd["value"] == "0"
 

@@ -28,7 +28,7 @@ from fadumpsim.actors.commands import COPY_SECTIONS, COPY_SIDES
 from fadumpsim.actors.flavours import DEFAULT_FLAVOUR, FLAVOURS
 from fadumpsim.actors.kernel.sizing import PAGEBLOCK, align_up, calculate_reserve_size, parse_cmdline
 from fadumpsim.actors.machine import PROFILES, REVERTABLE
-from fadumpsim.actors.sizes import MB
+from fadumpsim.actors.sizes import MB, parse_size
 from fadumpsim.actors.udev import DEFAULT_RULE, RULES
 
 T = TypeVar("T")
@@ -271,7 +271,6 @@ def capture_fits(crashkernel: int, machine: dict[str, Any] | None) -> bool:
     capture kernel fails with OutOfMemory (an actor-failure). The generator leaves it out."""
     if machine is None:
         return True
-    from fadumpsim.actors.sizes import parse_size
     ps = parse_size(machine.get("page_size", "64K"))
     memmap = parse_size(machine["max_memory"]) // ps * 64
     return crashkernel >= memmap + 768 * MB
@@ -286,7 +285,6 @@ def gen_kernel(d: Draw, knobs: Knobs = Knobs(),
         nonmovable = False                         # fadump=nonmovable is the RFC's alone
     words = ["fadump=nonmovable" if nonmovable else "fadump=on"]
     if d.boolean(0.3):
-        from fadumpsim.actors.sizes import parse_size
         ck = d.choice(CRASHKERNEL)
         if capture_fits(parse_size(ck), machine):
             words.append("crashkernel=" + ck)
