@@ -94,3 +94,13 @@ def test_only_runs_the_named_mutant_and_refuses_an_unknown_id(tmp_path, monkeypa
     assert got == [(one, "survived"), (cmp, "killed")]
     assert mutation.main(["--area", "toy", "--only", "m.py:99:cmp0:7"]) == 2
     assert "no such mutant in toy: m.py:99:cmp0:7" in capsys.readouterr().err
+
+
+def test_every_named_mutant_still_matches_its_module_exactly_once():
+    # a pattern that no longer matches (the module was rewritten) would silently drop a
+    # named bug from the check; named_source raises for 0 or 2+ matches
+    named = mutation.load_named()
+    assert len(named) >= 20
+    for n in named:
+        out = mutation.named_source(n)
+        assert out != (Path(mutation.ROOT) / n.path).read_text(encoding="utf-8"), n.name
