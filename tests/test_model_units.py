@@ -7,15 +7,26 @@ in the mutation check's model area).
 * an allocation's pages are numbered 0..n-1 across the pieces it was placed in (the
   content identity the dump verdict compares);
 * offline_pages() migrates NR_OFFLINE_AT_ONCE_PAGES (256) pages per batch, and a batch
-  that fills the last free memory succeeds: the *next* batch is the one without room.
+  that fills the last free memory succeeds: the *next* batch is the one without room;
+  test_pages_in_a_zone() at the edges of ZONE_MOVABLE and of a node; an LMB removed and
+  added back is not left isolated (it takes pages again);
+* the capture kernel's /proc/vmcore: excluded bytes by class, the unreadable hole and
+  tail of a PT_LOAD; makedumpfile refusing a compression the build lacks;
+* sysfs reads on behalf of udev: fadump_registered, fadump_enabled, fadump/hotplug_ready.
 """
 from __future__ import annotations
 
+from types import SimpleNamespace as NS
+
 import pytest
 
+from fadumpsim import sim
+from fadumpsim.actors.kernel.crash import CrashMixin
+from fadumpsim.actors.kernel.dlpar import DlparMixin
 from fadumpsim.actors.kernel.mm import KernelMM, OutOfMemory
 from fadumpsim.actors.kernel.sizing import area_size
 from fadumpsim.actors.machine import Machine
+from fadumpsim.scenario import Scenario
 
 PS = 64 << 10
 MB = 1 << 20
@@ -89,3 +100,100 @@ def test_a_batch_that_fills_the_last_free_memory_succeeds():
     assert mm.migrate_batch(64 * MB, 64 * MB + 264 * PS) == (BATCH, False)
     with pytest.raises(OutOfMemory):               # now there is no room left
         mm.migrate_batch(64 * MB, 64 * MB + 264 * PS)
+
+
+# -- the capture kernel's view of /proc/vmcore ----------------------------------------------------
+class _Capture(CrashMixin):
+    """Just what save_dump and vmcore_pages read."""
+
+    def __init__(self, vmcore: dict) -> None:
+        self.vmcore, self.saved_dumps = vmcore, []
+        self.mm = NS(ps=PS)
+        self._current = NS(seq=7)
+
+
+VMCORE = {"generation": 1, "loads": [
+    {"start": 0, "end": 10 * PS, "extents": [
+        [0, 2 * PS, "kernel", "slab", 0],
+        [2 * PS, 5 * PS, "user", "anon", 0],
+        # 5..6 no longer in the partition: unreadable
+        [6 * PS, 8 * PS, "free", "", 0],
+        [8 * PS, 9 * PS, "user", "anon2", 4]]}]}     # 9..10, the load's tail: unreadable
+
+
+def test_vmcore_pages_count_excluded_and_unreadable_bytes_by_class():
+    kept, excluded, unreadable = _Capture(VMCORE).vmcore_pages(31)
+    assert kept == [[0, 2 * PS, "kernel", "slab", 0]]
+    assert excluded == {"user": 4 * PS, "free": 2 * PS}
+    assert unreadable == 2 * PS                      # the hole and the tail of the PT_LOAD
+    kept, excluded, unreadable = _Capture(VMCORE).vmcore_pages(1)
+    assert excluded == {"zero": 2 * PS} and len(kept) == 3 and unreadable == 2 * PS
+
+
+def test_makedumpfile_refuses_a_compression_this_build_lacks(monkeypatch):
+    import fadumpsim.dumpfile as dumpfile
+    monkeypatch.setattr(dumpfile, "compression_available", lambda m: m != "lzo")
+    cap = _Capture(VMCORE)
+    cmd = {"prog": "makedumpfile", "path": "/var/crash/vmcore", "level": 31,
+           "format": "kdump", "compress": "lzo"}
+    assert cap.save_dump(cmd) == ("", "makedumpfile: lzo compression is not supported in this "
+                                  "build (its Python binding is not installed); use -c\n\n"
+                                  "makedumpfile Failed.\n", 1)
+    assert cap.saved_dumps == []
+
+
+# -- DLPAR: isolation lasts as long as offline_pages() ---------------------------------------------
+def test_an_lmb_removed_and_added_back_takes_pages_again():
+    sc = Scenario.build("remove-add", machine={"memory": "4G", "lmb_size": "256M"},
+                        script=[{"name": "dlpar", "actor": "hotplug",
+                                 "run": ["drmgr -c mem -r -q 2", "drmgr -c mem -a -q 2"]}])
+    res = sim.run(sc, keep_sched=True)
+    assert [r["exit"] for r in res.transcript] == [0, 0]
+    mm = res.sched.actors["kernel"].mm
+    free = mm.pages.bytes_by_class()["free"]
+    mm.alloc("user", free)                  # every free byte, the added-back LMBs' too
+    assert "free" not in mm.pages.bytes_by_class() or mm.pages.bytes_by_class()["free"] == 0
+
+
+# -- sysfs reads on behalf of udev and kdumpctl -------------------------------------------------------
+class _Sysfs(DlparMixin):
+    def __init__(self, registered: bool, ready: str | None) -> None:
+        self.fw = NS(dump_registered=registered, fadump_enabled=True)
+        self.ready, self.sent = ready, []
+
+    def sysfs_file_exists(self, name: str, path: str) -> bool:
+        return name != "missing"
+
+    def fadump_sysfs_show(self, name: str) -> str | None:
+        return self.ready if name == "hotplug_ready" else None
+
+    def send(self, dst: str, type_: str, payload: dict) -> None:
+        self.sent.append((dst, type_, payload))
+
+
+def _read(k: _Sysfs, path: str) -> str | None:
+    k.on_hp_sysfs_read(NS(src="hotplug", payload={"path": path, "op": "h1"}))
+    (dst, type_, payload), = k.sent[-1:]
+    assert (dst, type_, payload["op"]) == ("hotplug", "hp.sysfs_value", "h1")
+    return payload["value"]
+
+
+def test_sysfs_reads_registered_enabled_and_the_other_files():
+    k = _Sysfs(registered=True, ready="1\n")
+    assert _read(k, "/sys/kernel/fadump_registered") == "1\n"
+    assert _read(k, "/sys/kernel/fadump_enabled") == "1\n"
+    assert _read(k, "/sys/kernel/fadump/hotplug_ready") == "1\n"
+    assert _read(_Sysfs(registered=False, ready=None), "/sys/kernel/fadump_registered") == "0\n"
+    assert _read(k, "/sys/kernel/fadump/missing") is None
+
+
+def test_single_zone_at_the_edges_of_zone_movable_and_of_a_node():
+    L = 256 * MB
+    mm = KernelMM(Machine.from_dict({"memory": "4G", "nodes": 2, "lmb_size": "256M"}))
+    mm.movable = (4 * L, 6 * L)
+    assert mm.single_zone(3 * L, 4 * L)           # the LMB just below ZONE_MOVABLE
+    assert mm.single_zone(4 * L, 5 * L) and mm.single_zone(5 * L, 6 * L)
+    assert mm.single_zone(6 * L, 7 * L)           # just above it
+    assert not mm.single_zone(3 * L, 5 * L)       # spans Normal and Movable
+    # nodes split at 2GB: an LMB ending there is on node 0 alone
+    assert mm.single_zone(7 * L, 8 * L) and not mm.single_zone(7 * L, 9 * L)
