@@ -68,7 +68,7 @@ AREAS: dict[str, tuple[list[str], list[str]]] = {
                  "tests/test_kernel.py"]),
     "dumpfiles": (["fadumpsim/dumpfile/kdump.py", "fadumpsim/dumpfile/elfcore.py",
                    "fadumpsim/dumpfile/image.py", "actors/kernel/dumpwriter.py"],
-                  ["tests/test_dumpfile.py", "tests/test_dump_size.py",
+                  ["tests/test_dumpfile_units.py", "tests/test_dumpfile.py", "tests/test_dump_size.py",
                    "tests/test_inspect_hostile.py", "tests/test_makedumpfile.py",
                    "tests/test_dump_integration.py", "tests/test_regressions.py"]),
 }
