@@ -95,3 +95,46 @@ def test_a_compression_without_its_binding_is_unavailable(monkeypatch):
     monkeypatch.setitem(sys.modules, "lzo", None)      # `import lzo` raises ImportError
     assert compression_available("lzo") is False
     assert compression_available("zlib") is True and compression_available("none") is True
+
+
+def test_segments_are_the_elf_files_pt_loads_and_none_for_kdump(tmp_path):
+    from elftools.elf.elffile import ELFFile
+    path = tmp_path / "vmcore"
+    st = write_elf_vmcore(_image(), path, dump_level=31)
+    with open(path, "rb") as f:
+        loads = [s for s in ELFFile(f).iter_segments() if s["p_type"] == "PT_LOAD"]
+    assert st.segments == len(loads) >= 2            # the excluded user pages split the range
+    assert write_kdump_compressed(_image(), None, dump_level=31).segments == 0
+
+
+def test_a_note_whose_descriptor_ends_the_note_area_is_read():
+    from fadumpsim.dumpfile.elfcore import parse_notes
+    note = struct.pack("<III", 5, 8, 0x1234) + b"CORE\0\0\0\0" + b"12345678"
+    parsed = parse_notes("x", note, 100)
+    assert parsed.other == [("CORE", 0x1234, 8)]
+    with pytest.raises(DumpFormatError) as e:        # one byte short: runs past the area
+        parse_notes("x", note[:-1], 100)
+    assert e.value.offset == 100 and "runs past the note area" in str(e.value)
+
+
+def test_an_elf_dump_counts_its_pages_in_memory_and_in_the_file(tmp_path):
+    path = tmp_path / "vmcore"
+    write_elf_vmcore(_image(), path)
+    assert read_elf_vmcore(path).pages_in_memory == 256     # the whole 16 MB range
+    write_elf_vmcore(_image(), path, dump_level=31)          # kernel pages only: 4 + 2 MB
+    assert read_elf_vmcore(path).pages_in_memory == 96
+
+
+def test_an_extent_counts_its_pages():
+    assert ContentExtent(4 * MB, 8 * MB, "user", "user:b", 0).pages(PS) == 64
+    assert ContentExtent(0, PS, "kernel", "k", 0).pages(PS) == 1
+
+
+def test_an_installed_lzo_binding_compresses_lzo1x_1_without_a_header(monkeypatch):
+    from types import SimpleNamespace
+    from fadumpsim.dumpfile import kdump
+    calls = []
+    fake = SimpleNamespace(compress=lambda b, level, header: calls.append((level, header)) or b"z")
+    monkeypatch.setitem(sys.modules, "lzo", fake)
+    assert compression_available("lzo") is True
+    assert kdump._compressor("lzo")(bytearray(8)) == b"z" and calls == [(1, False)]
