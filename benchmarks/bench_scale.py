@@ -20,7 +20,14 @@ fresh process (the Python allocations the run itself makes).
 Targets: boot+register 64 TB < 2 s and < 1 GB; crash-and-dump 64 TB < 10 s and
 < 2 GB; default 8 GB crash-and-dump < 0.5 s.
 
-Run: python benchmarks/bench_scale.py [--reps N] [--profile SIZE]
+Scripts (`--scripts`): run time against the number of `[[script]]` tables, each
+`cat /sys/kernel/fadump_registered` on the kernel, all started at once (one arming
+script first). CPU seconds of `sim.run` for 100 / 1,000 / 10,000 scripts minus a run
+with no extra script, per script; the baseline, measured in the same process, is the
+pre-index scheduler (`FullScanScheduler`: every channel scanned at every delivery).
+Target: the per-script cost at 10,000 within 2x of the cost at 100.
+
+Run: python benchmarks/bench_scale.py [--reps N] [--profile SIZE] [--scripts]
 """
 from __future__ import annotations
 
@@ -96,6 +103,80 @@ def profile(size: str, mode: str) -> None:
     pstats.Stats(pr).sort_stats("tottime").print_stats(15)
 
 
+# --- many scripts ------------------------------------------------------------------------------
+
+SCRIPT_COUNTS = (100, 1_000, 10_000)
+BASELINE_COUNTS = (100, 1_000, 2_000)   # the full scan is quadratic: 10,000 would take minutes
+
+
+def many_scripts(n: int):  # noqa: ANN201 - imported lazily
+    """One arming script and n concurrent readers: generated, never committed."""
+    from fadumpsim.scenario import Scenario
+    scripts = [{"name": "arm", "actor": "kernel", "run": ["echo 1 > /sys/kernel/fadump_registered"]}]
+    scripts += [{"name": f"s{i}", "actor": "kernel", "run": ["cat /sys/kernel/fadump_registered"]}
+                for i in range(n)]
+    return Scenario.build(f"scripts-{n}", script=scripts)
+
+
+def full_scan_scheduler() -> type:
+    """The scheduler as it was before the channel index (the baseline): every channel,
+    empty or not, scanned at every delivery, FifoStrategy scanning every head."""
+    from fadumpsim.replay.runtime import Scheduler
+
+    class FullScanScheduler(Scheduler):
+        def __init__(self, *a: object, **kw: object) -> None:
+            super().__init__(*a, **kw)  # type: ignore[arg-type]
+            self._fifo = None           # the generic path: enabled() + strategy.choose
+
+        def enabled(self) -> list:
+            busy = self.busy
+            return [k for k, q in self.channels.items() if q and k[1] not in busy]
+    return FullScanScheduler
+
+
+def run_scripts(n: int, sched_cls: type | None = None, strategy: str = "fifo") -> tuple[float, int]:
+    """(CPU s, events) of sim.run on the n-script scenario, optionally on another scheduler."""
+    from fadumpsim import sim
+    sc = many_scripts(n)
+    orig = sim.Scheduler
+    if sched_cls is not None:
+        sim.Scheduler = sched_cls
+    try:
+        c0 = time.process_time()
+        r = sim.run(sc, strategy=strategy, seed=1)
+        cpu = time.process_time() - c0
+    finally:
+        sim.Scheduler = orig
+    assert r.ok, r.failure
+    return cpu, r.events
+
+
+def scripts(counts: tuple[int, ...] = SCRIPT_COUNTS,
+            baseline: tuple[int, ...] = BASELINE_COUNTS) -> dict:
+    """Per-script CPU cost (run(n) - run(0)) / n, indexed scheduler vs the full scan."""
+    run_scripts(0)  # imports and caches warm
+    out: dict = {"new": {}, "baseline": {}}
+    for label, cls, ns in (("new", None, counts), ("baseline", full_scan_scheduler(), baseline)):
+        zero = min(run_scripts(0, cls)[0] for _ in range(3))
+        for n in ns:
+            cpu, ev = min(run_scripts(n, cls) for _ in range(3 if n <= 1_000 else 1))
+            out[label][n] = {"cpu": cpu, "events": ev, "per_script_ms": (cpu - zero) / n * 1000}
+    first, last = out["new"][counts[0]], out["new"][counts[-1]]
+    out["ratio"] = last["per_script_ms"] / first["per_script_ms"]
+    return out
+
+
+def print_scripts(r: dict) -> None:
+    print("scripts | events | CPU s (indexed) | ms/script | CPU s (full scan) | ms/script")
+    for n in sorted(set(r["new"]) | set(r["baseline"])):
+        a, b = r["new"].get(n), r["baseline"].get(n)
+        print(f"{n:>7,} | {(a or b)['events']:>6,} | "
+              + (f"{a['cpu']:>15.2f} | {a['per_script_ms']:>9.3f}" if a else f"{'-':>15} | {'-':>9}")
+              + " | " + (f"{b['cpu']:>17.2f} | {b['per_script_ms']:>9.3f}" if b else f"{'-':>17} | -"))
+    print(f"per-script cost, {max(r['new']):,} vs {min(r['new']):,} scripts: {r['ratio']:.2f}x "
+          f"(target <= 2x)")
+
+
 def fmt_bytes(n: int) -> str:
     return f"{n / (1 << 20):,.1f} MB"
 
@@ -151,6 +232,8 @@ if __name__ == "__main__":
     a = sys.argv[1:]
     if a and a[0] == "--child":
         print(json.dumps(child(a[1], a[2], int(a[3]), a[4] == "traced")))
+    elif a and a[0] == "--scripts":
+        print_scripts(scripts())
     elif a and a[0] == "--profile":
         profile(a[1] if len(a) > 1 else "64T", a[2] if len(a) > 2 else "dump")
     else:

@@ -101,6 +101,13 @@ def _write(writer: Any, path: str, recs: list) -> None:
 
 # --- replay vs an unlogged run; durable vs internal recordings -----------------------------
 
+def scripts() -> dict[str, Any]:
+    """Per-script CPU cost for 100 / 1,000 / 10,000 concurrent scripts; the full-scan
+    scheduler (the one before the channel index) as the baseline, same run."""
+    import bench_scale as bs
+    return bs.scripts()
+
+
 def replay_and_fsync(reps: int) -> dict[str, float]:
     from fadumpsim import api, scenario, sim
     names = sorted(os.path.basename(p)[:-5] for p in
@@ -269,12 +276,20 @@ def machine() -> str:
 def table(r: dict[str, Any]) -> str:
     rt, lg, rf, sc, dm, dr, ex, st = (r[k] for k in ("runtime", "logs", "replay", "scale",
                                                          "dumps", "drmgr", "explore", "startup"))
+    sp = r["scripts"]
+    sn, sb = sp["new"], sp["baseline"]
+    big, small, bbig = max(sn, key=int), min(sn, key=int), max(sb, key=int)
     yes = lambda ok: "met" if ok else "**missed**"  # noqa: E731
     rows = [
         ("scheduled runtime, every delivery logged (per CPU-second)",
          f"{rt['sched_per_cpu_s']:,.0f} events/s", "≥ 50k/s", yes(rt["sched_per_cpu_s"] >= 50_000)),
         (f"…versus a bare pykka `ask` loop in the same run ({rt['ask_per_cpu_s']:,.0f}/CPU-s)",
          f"{rt['ratio_cpu']:.1f}×", "≥ 1.5×", yes(rt["ratio_cpu"] >= 1.5)),
+        (f"run time per script, {int(big):,} vs {int(small):,} concurrent scripts (CPU; the "
+         f"full-scan scheduler it replaced, same run: ×{sb[bbig]['per_script_ms'] / sb[small]['per_script_ms']:.0f} "
+         f"from {int(small):,} to {int(bbig):,})",
+         f"{sp['ratio']:.2f}× ({sn[big]['cpu']:.1f} s for {int(big):,}; full scan "
+         f"{sb[bbig]['cpu']:.1f} s for {int(bbig):,})", "≤ 2×", yes(sp["ratio"] <= 2)),
         (f"log size, median of the {lg['library_logs']} library scenarios' FIFO logs",
          f"{lg['median_bytes_per_event']:.0f} bytes/event (max {lg['max_bytes_per_event']:.0f})",
          "≤ 64", yes(lg["median_bytes_per_event"] <= 64)),
@@ -345,6 +360,7 @@ def main(argv: list[str]) -> dict[str, Any]:
     full = "--full" in argv
     steps: list[tuple[str, Callable[[], Any]]] = [
         ("runtime", lambda: runtime(60_000)),
+        ("scripts", scripts),
         ("logs", lambda: logs(100_000)),
         ("replay", lambda: replay_and_fsync(2)),
         ("scale", scale),

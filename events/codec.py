@@ -29,7 +29,8 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
-from itertools import accumulate
+from itertools import accumulate, chain, compress, repeat
+from operator import and_, is_
 from typing import Any
 
 import msgpack
@@ -166,13 +167,18 @@ def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
 
 
 def _depth_ok(v: list | dict, left: int) -> bool:
-    if left <= 0:
-        return False
-    for x in (v.values() if type(v) is dict else v):
-        t = type(x)
-        if (t is list or t is dict) and not _depth_ok(x, left - 1):
-            return False
-    return True
+    """Level by level, with C-level passes: no recursion, no Python work per leaf."""
+    dicts: list = [v] if type(v) is dict else []
+    lists: list = [] if dicts else [v]
+    for _ in range(left):
+        items = list(chain(chain.from_iterable(map(dict.values, dicts)),
+                           chain.from_iterable(lists)))
+        kinds = list(map(type, items))
+        dicts = list(compress(items, map(is_, kinds, repeat(dict))))
+        lists = list(compress(items, map(is_, kinds, repeat(list))))
+        if not dicts and not lists:
+            return True
+    return False
 
 
 class RecordEncoder:
@@ -273,11 +279,11 @@ def _inner_hook(code: int, data: bytes) -> Any:
     if code != _U64S:
         raise ValueError(f"unexpected msgpack extension type {code}")
     d = msgpack.unpackb(data, max_array_len=MAX_CONTAINER, max_map_len=0)
-    if type(d) is not list or len(d) < _PACKED_MIN or any(type(x) is not int for x in d):
+    if type(d) is not list or len(d) < _PACKED_MIN or set(map(type, d)) != {int}:
         raise ValueError("bad u64 list")
     vals = list(accumulate(d))  # C-speed; exact unless a step wrapped around 2**64
-    if vals[0] < 0 or min(vals) < 0 or max(vals) > _MASK:
-        vals = [v & _MASK for v in vals]
+    if min(vals) < 0 or max(vals) > _MASK:
+        vals = list(map(and_, vals, repeat(_MASK)))
     return vals
 
 
@@ -337,6 +343,38 @@ class RecordDecoder:
             return v
         raise CodecError(f"record field {what} is not a name or a known name index ({v!r})")
 
+    def ext_payload(self, x: "_Ext", typ: str, fields: tuple[str, ...] | None) -> dict:
+        """The payload held by the record's one ext 1 (deflated) or ext 2 (map) element,
+        inflated in stream order and checked (map, field count, depth)."""
+        if x.code == 2 and fields is None:
+            raise CodecError("map-form payload of a type without positional fields")
+        raw = self.stream.chunk(x.data, self.max_record) if x.code == 1 else x.data
+        self.inflated += len(raw)
+        exts = self.exts
+        try:
+            if x.code == 1:
+                inner = msgpack.unpackb(raw, ext_hook=_inner_hook, max_array_len=MAX_CONTAINER,
+                                        max_map_len=MAX_CONTAINER)
+            else:
+                inner = self.unpack(raw)
+        except Exception as e:
+            exts.clear()
+            raise CodecError(f"undecodable payload ({type(e).__name__})") from None
+        if exts:
+            exts.clear()
+            raise CodecError("misplaced msgpack extension")
+        if fields is None or x.code == 2:
+            payload = inner
+        elif type(inner) is list and len(inner) == len(fields):
+            payload = dict(zip(fields, inner))
+        else:
+            raise CodecError(f"{typ} payload does not have {len(fields)} fields")
+        if type(payload) is not dict:
+            raise CodecError(f"payload is a {type(payload).__name__}, not a map")
+        if len(raw) > MAX_DEPTH and _may_be_deep(raw):
+            check_depth(payload, MAX_DEPTH)
+        return payload
+
     def finish(self, w: Any, seq: int, size: int) -> list:
         """Check and expand one unpacked wire array into record number `seq`."""
         exts = self.exts
@@ -351,35 +389,13 @@ class RecordDecoder:
         dst = names[d] if type(d) is int and 0 <= d < len(names) else self._name(d, "dst")
         typ = names[t] if type(t) is int and 0 <= t < len(names) else self._name(t, "type")
         fields = WIRE_FIELDS.get(typ)
-        raw_body: bytes | None = None
-        if exts:
+        exts_seen = bool(exts)
+        if exts_seen:
             if len(exts) != 1 or len(w) != 7 or w[6] is not exts[0]:
                 raise CodecError("misplaced msgpack extension")
             x = exts[0]
             exts.clear()
-            if x.code == 2 and fields is None:
-                raise CodecError("map-form payload of a type without positional fields")
-            raw = self.stream.chunk(x.data, self.max_record) if x.code == 1 else x.data
-            self.inflated += len(raw)
-            try:
-                if x.code == 1:
-                    inner = msgpack.unpackb(raw, ext_hook=_inner_hook, max_array_len=MAX_CONTAINER,
-                                            max_map_len=MAX_CONTAINER)
-                else:
-                    inner = self.unpack(raw)
-            except Exception as e:
-                exts.clear()
-                raise CodecError(f"undecodable payload ({type(e).__name__})") from None
-            if exts:
-                raise CodecError("misplaced msgpack extension")
-            size = len(raw)
-            raw_body = raw
-            if fields is None or x.code == 2:
-                payload = inner
-            elif type(inner) is list and len(inner) == len(fields):
-                payload = dict(zip(fields, inner))
-            else:
-                raise CodecError(f"{typ} payload does not have {len(fields)} fields")
+            payload = self.ext_payload(x, typ, fields)
         elif fields is None:
             if len(w) != 7:
                 raise CodecError("record has no single payload map")
@@ -388,10 +404,11 @@ class RecordDecoder:
             payload = dict(zip(fields, w[6:])) if fields else {}
         else:
             raise CodecError(f"{typ} payload has {len(w) - 6} fields, not {len(fields)}")
-        if type(payload) is not dict:
-            raise CodecError(f"payload is a {type(payload).__name__}, not a map")
-        if size > MAX_DEPTH and (raw_body is None or _may_be_deep(raw_body)):
-            check_depth(payload, MAX_DEPTH)
+        if not exts_seen:
+            if type(payload) is not dict:
+                raise CodecError(f"payload is a {type(payload).__name__}, not a map")
+            if size > MAX_DEPTH:  # a body of <= 32 bytes cannot nest 33 deep
+                check_depth(payload, MAX_DEPTH)
         step = (self.step + ds) & _MASK
         time = (self.time + step) & _MASK
         self.step = step

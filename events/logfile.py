@@ -39,6 +39,7 @@ from typing import Any
 
 import msgpack
 
+from fadumpsim.events.batch import BATCH, FALLBACK, INFLATED, decode_batch
 from fadumpsim.events.codec import (MAX_CONTAINER, MAX_DEPTH, SCHEMA_DIGEST, WIRE_FIELDS,
                                     CodecError, Deflater, Inflater, RecordDecoder,
                                     RecordEncoder, check_depth)
@@ -529,12 +530,45 @@ def _open(path: str) -> Any:
 
 def _decode_run(buf: bytes, pos: int, expected: int, max_record: int,
                 dec: RecordDecoder, out: list) -> tuple[int, int, str | None]:
-    """Decode the run of complete E frames at buf[pos:] into `out` (the hot loop).
+    """Decode the run of complete E frames at buf[pos:] into `out`.
 
     Returns (pos, next expected seq, damage cause or None). With None, `pos` is
-    at a frame that is not an event or that is not complete in `buf`. The
-    common record shape is expanded inline; anything else goes through
-    RecordDecoder.finish, which has the same result and names what is wrong.
+    at a frame that is not an event or that is not complete in `buf`. Batches of
+    small frames go through events/batch.py; a batch it cannot take as a whole
+    (damage, a new name, a long frame...) is decoded frame by frame by
+    `_decode_slow`, the reference path, which finds and names the first damage.
+    """
+    while True:
+        pos, expected, cause, frames = decode_batch(buf, pos, expected, max_record, dec, out)
+        if cause is None and frames == BATCH:
+            continue
+        if cause is FALLBACK or frames == 0:
+            start = pos
+            pos, expected, cause = _decode_slow(buf, pos, expected, max_record, dec, out,
+                                                frames or 1)
+            if cause is None and pos != start:
+                continue
+            return pos, expected, cause
+        if cause is INFLATED:
+            return pos, expected, _BATCH_FULL
+        if cause is not None:
+            return pos, expected, cause
+        # the batch stopped early at a frame it does not take: one slow step
+        start = pos
+        pos, expected, cause = _decode_slow(buf, pos, expected, max_record, dec, out, 1)
+        if cause is not None or pos == start:
+            return pos, expected, cause
+
+
+def _decode_slow(buf: bytes, pos: int, expected: int, max_record: int,
+                 dec: RecordDecoder, out: list, limit: int) -> tuple[int, int, str | None]:
+    """Decode up to `limit` complete E frames at buf[pos:] one by one (the reference).
+
+    Returns (pos, next expected seq, damage cause or None). With None, `pos` is
+    at a frame that is not an event or that is not complete in `buf`, or after
+    `limit` frames. The common record shape is expanded inline; anything else
+    goes through RecordDecoder.finish, which has the same result and names what
+    is wrong.
     """
     blen = len(buf)
     mv = memoryview(buf)
@@ -550,8 +584,9 @@ def _decode_run(buf: bytes, pos: int, expected: int, max_record: int,
     crc_e = _CRC_E
     mask = _U64 - 1
     step, time = dec.step, dec.time
+    stop = expected + limit
     try:
-        while pos + 1 < blen:
+        while pos + 1 < blen and expected < stop:
             if buf[pos] != 69:  # b"E"
                 break
             n = buf[pos + 1]
@@ -661,7 +696,10 @@ class LogReader:
         if gc_on:
             gc.disable()
         try:
-            return list(self)
+            out: list = []
+            for batch in self._batches():  # whole batches: no generator step per record
+                out += batch
+            return out
         finally:
             if gc_on:
                 gc.enable()
@@ -670,6 +708,11 @@ class LogReader:
         self.error = LogFormatError(self.path, offset, cause)
 
     def __iter__(self) -> Iterator[list]:
+        for batch in self._batches():
+            yield from batch
+
+    def _batches(self) -> Iterator[list]:
+        """The records in decoded batches (lists); sets `trailer` or `error` at the end."""
         self.trailer = None
         self.error = None
         path = self.path
@@ -715,7 +758,8 @@ class LogReader:
                 finally:
                     if gc_on:
                         gc.enable()
-                yield from out
+                if out:
+                    yield out
                 del out
                 if cause is _BATCH_FULL:
                     want = 0

@@ -7,11 +7,22 @@ delivers next, assigns the delivery its global `seq` and virtual time, runs the
 receiver's handler to completion, appends the record to the log, then lets the
 observers look (read-only). A `Future.get()` called while the run is in progress
 drives the scheduler until the future is set, so a blocking ask does not deadlock.
+
+Cost per delivery does not grow with idle channels (one per script/actor pair, most
+of them empty): the scheduler keeps the creation indices of the non-empty channels in
+a sorted list, so the candidate list of a generic strategy costs O(k) in the k
+non-empty channels, in exactly the first-send order the old scan over every channel
+gave. Under plain FIFO (the common case) a heap of channel heads keyed by
+(due, send_order) -- FifoStrategy's own order -- picks the delivery in O(log n) and no
+candidate list is built unless `on_deliver` wants one. `examined` counts the channel
+entries looked at to pick deliveries (tests pin it; see docs/benchmarks.md).
 """
 from __future__ import annotations
 
 import functools
+import heapq
 import traceback
+from bisect import bisect_left, insort
 from collections import deque
 from typing import Any, Callable, Sequence
 
@@ -147,6 +158,15 @@ class Scheduler(ActorTable):
         self.observers = list(observers)
         self.max_events = max_events
         self.channels: dict[Channel, deque[Event]] = {}
+        self._keys: list[Channel] = []           # channel by creation index
+        self._index: dict[Channel, int] = {}     # creation index by channel
+        self._ready: list[int] = []              # creation indices of non-empty channels, sorted
+        #: FIFO fast path: heads of non-empty channels as (due, send_order, index);
+        #: kept only while the strategy is the FifoStrategy the scheduler started with
+        self._fifo: Strategy | None = self.strategy if type(self.strategy) is FifoStrategy else None
+        self._heads: list[tuple[int, int, int]] = []
+        #: channel entries looked at to pick deliveries (the complexity tests pin it)
+        self.examined = 0
         self.seq = 0
         self.now = 0
         self._send_order = 0
@@ -187,47 +207,117 @@ class Scheduler(ActorTable):
         q = self.channels.get(key)
         if q is None:
             q = self.channels[key] = deque()
+            self._index[key] = len(self._keys)
+            self._keys.append(key)
+        if not q:  # the channel becomes non-empty: ev is its head
+            i = self._index[key]
+            ready = self._ready
+            if not ready or ready[-1] < i:
+                ready.append(i)
+            else:
+                insort(ready, i)
+            if self._fifo is not None:
+                heapq.heappush(self._heads, (ev.due, ev.send_order, i))
         q.append(ev)
 
     def pending(self) -> int:
-        return sum(len(q) for q in self.channels.values())
+        ch, keys = self.channels, self._keys
+        return sum(len(ch[keys[i]]) for i in self._ready)
 
     def enabled(self) -> list[Channel]:
         """Channels that may deliver now, in first-send order (deterministic)."""
-        busy = self.busy
-        return [k for k, q in self.channels.items() if q and k[1] not in busy]
+        keys, busy = self._keys, self.busy
+        if not busy:
+            return [keys[i] for i in self._ready]
+        return [k for k in map(keys.__getitem__, self._ready) if k[1] not in busy]
+
+    def _pop(self, key: Channel) -> Event:
+        """Take the head of `key`'s channel, keeping the non-empty index (and heap) current."""
+        q = self.channels[key]
+        ev = q.popleft()
+        if not q:
+            ready = self._ready
+            i = self._index[key]
+            if ready[-1] == i:
+                ready.pop()
+            else:
+                del ready[bisect_left(ready, i)]
+        elif self._fifo is not None:
+            h = q[0]
+            heapq.heappush(self._heads, (h.due, h.send_order, self._index[key]))
+        return ev
+
+    def _fifo_pick(self) -> Channel | None:
+        """FifoStrategy's choice from the heap: the least (due, send_order) head whose
+        receiver is not busy (heads to a busy receiver are set aside and put back)."""
+        heads, keys, busy = self._heads, self._keys, self.busy
+        aside = []
+        key = None
+        while heads:
+            ent = heads[0]
+            k = keys[ent[2]]
+            if k[1] not in busy:
+                key = k
+                heapq.heappop(heads)
+                break
+            aside.append(heapq.heappop(heads))
+        self.examined += 1 + len(aside)
+        for ent in aside:
+            heapq.heappush(heads, ent)
+        return key
 
     # -- delivery ----------------------------------------------------------------
     def step(self) -> Event | None:
         """Deliver one event; None when nothing is deliverable."""
-        cands = self.enabled()
-        if not cands:
-            return None
-        heads = [self.channels[k][0] for k in cands]
-        self.seq += 1
-        i = self.strategy.choose(cands, heads, self.seq)
-        if i < 0:
-            self.seq -= 1
-            return None
-        key = cands[i]
-        ev = self.channels[key].popleft()
+        fifo = self._fifo
+        if fifo is not None and self.strategy is not fifo:
+            fifo = self._fifo = None  # the strategy was swapped: the heap is no longer kept
+            self._heads = []
+        if fifo is not None:
+            cands = self.enabled() if self.on_deliver is not None else None
+            heads = self._heads
+            if heads and not self.busy:  # the common case: the least head, no busy receiver
+                key = self._keys[heads[0][2]]
+                heapq.heappop(heads)
+                self.examined += 1
+            else:
+                key = self._fifo_pick()
+                if key is None:
+                    return None
+            self.seq = seq = self.seq + 1
+        else:
+            cands = self.enabled()
+            if not cands:
+                return None
+            self.examined += len(cands)
+            chans = self.channels
+            heads = [chans[k][0] for k in cands]
+            self.seq = seq = self.seq + 1
+            i = self.strategy.choose(cands, heads, seq)
+            if i < 0:
+                self.seq = seq - 1
+                return None
+            key = cands[i]
+        ev = self._pop(key)
         if self.on_deliver is not None:
-            self.on_deliver(ev, cands)
+            self.on_deliver(ev, cands)  # type: ignore[arg-type]
         self.trace.append(key)
-        actor = self.actors[ev.dst]
+        dst = ev.dst
+        actor = self.actors[dst]
         now = self.now + actor.tick_ns
         if ev.due > now:
             now = ev.due
-        self.now = now
-        ev.seq, ev.time = self.seq, now
+        self.now = ev.time = now
+        ev.seq = seq
         self.current = ev
-        self.busy.add(ev.dst)
+        busy = self.busy
+        busy.add(dst)
         try:
             actor.deliver(ev)
         except Exception as exc:  # noqa: BLE001 - reported, run ends
             self.failure = ActorFailure(ev, exc)
         finally:
-            self.busy.discard(ev.dst)
+            busy.discard(dst)
             self.current = None
         if self.sink is not None:
             self.sink(ev.record())
