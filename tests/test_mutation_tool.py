@@ -77,3 +77,30 @@ def test_every_area_names_existing_modules():
     for area, (mods, tests) in mutation.AREAS.items():
         assert all((root / m).exists() for m in mods), area
         assert any((root / t).exists() for t in tests), area
+
+
+def test_only_runs_the_named_mutant_and_refuses_an_unknown_id(tmp_path, monkeypatch, capsys):
+    (tmp_path / "m.py").write_text("def lt(a, b):\n    return a < b\n\n\ndef one():\n    return 1\n")
+    (tmp_path / "test_m.py").write_text(
+        "from m import lt\n\n\ndef test_lt():\n    assert lt(1, 2) and not lt(2, 2)\n")
+    monkeypatch.setattr(mutation, "ROOT", tmp_path)
+    monkeypatch.setattr(mutation, "AREAS", {"toy": (["m.py"], ["test_m.py"])})
+    ms = {m.kind: m for m in mutation.mutants_of("m.py")}
+    cmp, one = ms["cmp0"].id, ms["int"].id          # `<` -> `<=` (caught), 1 -> 2 (not)
+    out = tmp_path / "r.json"
+    assert mutation.main(["--area", "toy", "--only", one, "--only", cmp, "--json", str(out)]) == 0
+    import json
+    got = [(r["id"], r["result"]) for r in json.loads(out.read_text())["results"]]
+    assert got == [(one, "survived"), (cmp, "killed")]
+    assert mutation.main(["--area", "toy", "--only", "m.py:99:cmp0:7"]) == 2
+    assert "no such mutant in toy: m.py:99:cmp0:7" in capsys.readouterr().err
+
+
+def test_every_named_mutant_still_matches_its_module_exactly_once():
+    # a pattern that no longer matches (the module was rewritten) would silently drop a
+    # named bug from the check; named_source raises for 0 or 2+ matches
+    named = mutation.load_named()
+    assert len(named) >= 20
+    for n in named:
+        out = mutation.named_source(n)
+        assert out != (Path(mutation.ROOT) / n.path).read_text(encoding="utf-8"), n.name

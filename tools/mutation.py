@@ -19,6 +19,7 @@ test-strength issue one by one; each must be killed.
     python tools/mutation.py --area invariants --sample 40
     python tools/mutation.py --list --area log  # the mutants, without running
     python tools/mutation.py --markdown         # the README table
+    python tools/mutation.py --area model --only actors/firmware.py:83:cmp0:40   # one mutant
 
 Run it in a clean work tree: it rewrites source files while it runs (and restores
 them); it refuses to start when `git status` shows changes to the files it mutates.
@@ -46,12 +47,13 @@ AREAS: dict[str, tuple[list[str], list[str]]] = {
     "model": (["actors/kernel/sizing.py", "actors/kernel/actor.py", "actors/kernel/fadump.py", "actors/kernel/dlpar.py",
                "actors/firmware.py", "actors/kernel/crash.py", "actors/kernel/mm.py",
                "actors/pagemap.py", "actors/hotplug.py"],
-              ["tests/test_sizing.py", "tests/test_kernel.py", "tests/test_hotplug.py",
-               "tests/test_pagemap.py", "tests/test_regressions.py", "tests/test_firmware.py",
-               "scenarios"]),
+              ["tests/test_model_units.py", "tests/test_sizing.py", "tests/test_pagemap.py",
+               "tests/test_firmware.py", "tests/test_kernel.py", "tests/test_hotplug.py",
+               "tests/test_regressions.py", "scenarios"]),
     "firmware": (["actors/flavours.py", "actors/firmware_copy.py"], ["tests/test_firmware.py"]),
     "invariants": (["fadumpsim/invariants.py", "fadumpsim/verdict.py"],
-                   ["tests/test_invariants.py", "tests/test_regressions.py", "tests/test_kernel.py",
+                   ["tests/test_checker_units.py", "tests/test_invariants.py",
+                    "tests/test_regressions.py", "tests/test_kernel.py",
                     "tests/test_hotplug.py", "tests/test_explore.py", "scenarios"]),
     "log": (["events/logfile.py", "events/envelope.py", "events/types.py"],
             ["tests/test_logfile.py", "tests/test_runtime.py", "tests/test_regressions.py"]),
@@ -66,8 +68,9 @@ AREAS: dict[str, tuple[list[str], list[str]]] = {
                  "tests/test_kernel.py"]),
     "dumpfiles": (["fadumpsim/dumpfile/kdump.py", "fadumpsim/dumpfile/elfcore.py",
                    "fadumpsim/dumpfile/image.py", "actors/kernel/dumpwriter.py"],
-                  ["tests/test_dumpfile.py", "tests/test_dump_integration.py",
-                   "tests/test_regressions.py"]),
+                  ["tests/test_dumpfile_units.py", "tests/test_dumpfile.py", "tests/test_dump_size.py",
+                   "tests/test_inspect_hostile.py", "tests/test_makedumpfile.py",
+                   "tests/test_dump_integration.py", "tests/test_regressions.py"]),
 }
 
 FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
@@ -283,6 +286,13 @@ def sample(area: str, n: int, seed: int) -> list[Mutant]:
     return sorted(rng.sample(allm, n), key=lambda m: (m.path, m.index))
 
 
+def chosen(area: str, only: list[str]) -> list[Mutant]:
+    """The mutants of `area` named by id in `only` (sampled or not), in the order given."""
+    mods, _tests = AREAS[area]
+    by_id = {m.id: m for path in mods if (ROOT / path).exists() for m in mutants_of(path)}
+    return [by_id[i] for i in only if i in by_id]
+
+
 def dirty(paths: list[str]) -> list[str]:
     r = subprocess.run(["git", "status", "--porcelain", "--", *paths], cwd=ROOT,
                        capture_output=True, text=True)
@@ -297,16 +307,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--list", action="store_true", help="list the sampled mutants only")
     ap.add_argument("--named", action="store_true", help="run only the named mutants")
+    ap.add_argument("--only", action="append", metavar="ID",
+                    help="run only this mutant (an id from --list; repeatable)")
     ap.add_argument("--json", metavar="FILE", help="write every result to FILE")
     ap.add_argument("--markdown", action="store_true", help="print the score table")
     a = ap.parse_args(argv)
     areas = a.area or list(AREAS)
     eq = equivalent()
+    if a.only:
+        known = {m.id for area in areas for m in chosen(area, a.only)}
+        unknown = [i for i in a.only if i not in known]
+        if unknown:
+            print(f"error: no such mutant in {', '.join(areas)}: {unknown[0]}", file=sys.stderr)
+            return 2
     results: list[dict] = []
     if not a.named:
         for area in areas:
             mods, tests = AREAS[area]
-            ms = sample(area, a.sample, a.seed)
+            ms = chosen(area, a.only) if a.only else sample(area, a.sample, a.seed)
             if a.list:
                 for m in ms:
                     print(f"{area:12} {m.id:55} {m.text}{'  [equivalent]' if m.id in eq else ''}")
@@ -326,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.list:
         return 0
     named = load_named()
-    if a.named or not a.area:
+    if a.named or not (a.area or a.only):
         all_tests = sorted({t for _m, ts in AREAS.values() for t in ts})
         for n in named:
             # the tests of every area the module belongs to (all tests when it is in none)

@@ -11,7 +11,7 @@ NAMED = [
           r"first, last = start // lmb, \(start \+ length - 1\) // lmb",
           "first, last = start // lmb, (start + length) // lmb"),
     Named("crashkernel-range-inclusive", "actors/kernel/sizing.py",  # noqa: F821
-          r"ram < hi_b\)", "ram <= hi_b)"),
+          r"\(end is None or ram < end\)", "(end is None or ram <= end)"),
     Named("contiguity-misses-trailing-hole", "actors/kernel/fadump.py",  # noqa: F821
           r"                d_start = end\n        return False",
           "                d_start = end\n        return True"),
@@ -39,4 +39,28 @@ NAMED = [
           r"return \(\*k, self\.counts\.get\(k, 0\) \+ 1\)", "return (*k, 1)"),
     Named("minimizer-accepts-another-failure", "replay/minimize.py",  # noqa: F821
           r"_target\(res\) == self\.target", "_target(res) is not None"),
+    # the invariants (issue 18): the boot-memory region and a region's last LMB are the
+    # registration's too; one lost page is a loss; fewer pages than LMBs is an error too
+    Named("reserved-area-skips-boot-memory", "fadumpsim/invariants.py",  # noqa: F821
+          r"self\._areas = \[\(0, fw\.boot_memory_size\), fw\.reserved_area\(\)\]",
+          "self._areas = [fw.reserved_area()]"),
+    Named("reserved-area-misses-last-lmb", "fadumpsim/invariants.py",  # noqa: F821
+          r"min\(hi, \(e - 1\) // lmb \+ 1\)", "min(hi, (e - 1) // lmb)"),
+    Named("kernel-data-captured-tolerates-one-page", "fadumpsim/invariants.py",  # noqa: F821
+          r'and verdict\["kernel_pages_lost"\]:', 'and verdict["kernel_pages_lost"] > 1:'),
+    Named("accounting-compares-with-greater", "fadumpsim/invariants.py",  # noqa: F821
+          r"if counted != present:", "if counted > present:"),
+    # dump levels, the capture kernel's vmcore, firmware's copy and REGISTER
+    Named("zero-and-free-bits-swapped", "fadumpsim/dumpfile/image.py",  # noqa: F821
+          r'\{"zero": 1, "cache": 2, "cache_private": 4, "user": 8, "free": 16\}',
+          '{"zero": 16, "cache": 2, "cache_private": 4, "user": 8, "free": 1}'),
+    Named("unreadable-tail-not-counted", "actors/kernel/crash.py",  # noqa: F821
+          r'unreadable \+= ld\["end"\] - pos', "unreadable += 0"),
+    Named("header-magic-not-checked", "actors/kernel/crash.py",  # noqa: F821
+          r'hdr is None or hdr\.get\("magic"\) != CRASH_INFO_MAGIC', "hdr is None"),
+    Named("copy-error-flags-swapped", "actors/firmware_copy.py",  # noqa: F821
+          r'ERR_INVALID_SOURCE if fail\.side == "source" else ERR_INVALID_DEST',
+          'ERR_INVALID_DEST if fail.side == "source" else ERR_INVALID_SOURCE'),
+    Named("double-register-is-minus-3", "actors/flavours.py",  # noqa: F821
+          r"        return RC_ALREADY_REGISTERED\n", "        return RC_PARAM_ERROR\n"),
 ]
