@@ -382,3 +382,14 @@ def test_a_replay_mismatch_names_the_recorded_events_number_and_receiver():
         short([2, 9000, "sim", "hotplug", "x", 0, 1, {}])
     assert (e.value.seq, e.value.actor) == (2, "hotplug")
     assert e.value.why == "the run goes on past the end of the log"
+
+
+def test_fifo_choose_takes_the_head_due_first_then_the_one_sent_first():
+    # The scheduler's own FIFO heap bypasses choose(); strategies that fall back to FIFO
+    # (replay past the record, minimize's deviations) still call it.
+    from types import SimpleNamespace as H
+    f = FifoStrategy()
+    heads = [H(due=5000, send_order=1), H(due=3000, send_order=7), H(due=3000, send_order=4)]
+    assert f.choose([("a", "b")] * 3, heads, 1) == 2
+    heads = [H(due=0, send_order=9), H(due=0, send_order=2), H(due=1, send_order=1)]
+    assert f.choose([("a", "b")] * 3, heads, 1) == 1

@@ -7,6 +7,13 @@ NAMED = [
           r"bk = heads\[0\]\.due, heads\[0\]\.send_order\n(.*\n){2}.*k = h\.due, h\.send_order",
           "bk = heads[0].send_order, heads[0].due\n        for i in range(1, len(heads)):\n"
           "            h = heads[i]\n            k = h.send_order, h.due"),
+    # the scheduler's FIFO fast path keeps its own heap of channel heads: the same bug there
+    Named("fifo-heap-by-send-order-at-enqueue", "replay/runtime.py",  # noqa: F821
+          r"heappush\(self\._heads, \(ev\.due, ev\.send_order, i\)\)",
+          "heappush(self._heads, (ev.send_order, ev.due, i))"),
+    Named("fifo-heap-by-send-order-after-pop", "replay/runtime.py",  # noqa: F821
+          r"heappush\(self\._heads, \(h\.due, h\.send_order, self\._index\[key\]\)\)",
+          "heappush(self._heads, (h.send_order, h.due, self._index[key]))"),
     Named("in-partition-end-off-by-one", "actors/firmware.py",  # noqa: F821
           r"first, last = start // lmb, \(start \+ length - 1\) // lmb",
           "first, last = start // lmb, (start + length) // lmb"),
