@@ -50,8 +50,13 @@ def _ctrl_c(p: subprocess.Popen, ready, timeout: float = 180) -> tuple[str, str]
         print(f"exited {time.monotonic() - t:.1f} s after Ctrl-C")
         return out.decode(), err.decode()
     finally:
-        if p.poll() is None:  # pragma: no cover - only when the test already failed
+        # the whole group, always: workers that outlive a failed or aborted command
+        # must not keep running after the test
+        try:
             os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if p.poll() is None:  # pragma: no cover - only when the test already failed
             p.communicate()
 
 
