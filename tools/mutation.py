@@ -54,7 +54,7 @@ AREAS: dict[str, tuple[list[str], list[str]]] = {
                    ["tests/test_invariants.py", "tests/test_regressions.py", "tests/test_kernel.py",
                     "tests/test_hotplug.py", "tests/test_explore.py", "scenarios"]),
     "log": (["events/logfile.py", "events/codec.py", "events/envelope.py", "events/types.py"],
-            ["tests/test_log_decode.py", "tests/test_logfile.py", "tests/test_runtime.py",
+            ["tests/test_logfile.py", "tests/test_log_decode.py", "tests/test_runtime.py",
              "tests/test_regressions.py"]),
     "exploration": (["replay/dpor.py", "replay/minimize.py", "replay/explore.py"],
                     ["tests/test_explore.py", "tests/test_regressions.py"]),
