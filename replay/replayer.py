@@ -44,7 +44,11 @@ def record(system: System, path: str, *, seed: int = 0, strategy: str | Strategy
     re-recordings (explore's saved failures, minimize's result) pass False.
     """
     strat = make_strategy(strategy, seed) if isinstance(strategy, str) else strategy
-    w = LogWriter(path, system.log_header(seed, strat), durable=durable)
+    header = system.log_header(seed, strat)
+    cap = kw.get("max_events")
+    if cap is not None and cap != system.default_max_events:
+        header["max_events"] = cap  # replay stops where the recording was cut
+    w = LogWriter(path, header, durable=durable)
     try:
         res = system.run(seed=seed, strategy=strat, sink=w.append, dump_dir=dump_dir, **kw)
     except BaseException as e:

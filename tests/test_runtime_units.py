@@ -238,3 +238,94 @@ def test_a_loaded_log_names_the_systems_own_scenario():
     assert replayer.LoadedLog({}, [], None, None, WithScenario()).scenario == "the scenario"
     bare = Bare()
     assert replayer.LoadedLog({}, [], None, None, bare).scenario is bare
+
+
+def _pct_picks(seed: int, depth: int, steps: int, chans: list) -> list:
+    p = PctStrategy(seed=seed, depth=depth, steps=steps)
+    heads: list = [None] * len(chans)
+    return [chans[p.choose(chans, heads, step)] for step in range(1, steps + 1)]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pct_keeps_the_top_channel_until_a_change_point_then_demotes_it_for_good(seed):
+    # PCT (Burckhardt et al. 2010): the highest-priority enabled channel runs; at each of
+    # the d-1 change points the running one drops below every channel never demoted, so
+    # the pick switches there and a demoted channel never comes back while others wait.
+    chans = [("sim", "a"), ("sim", "b"), ("sim", "c"), ("sim", "d")]
+    picks = _pct_picks(seed, depth=3, steps=10, chans=chans)
+    changes = sorted(PctStrategy(seed=seed, depth=3, steps=10).change)
+    assert len(changes) == 2
+    switches = [i + 1 for i in range(1, len(picks)) if picks[i] != picks[i - 1]]
+    # the pick at a change point is made after the demotion: it differs from the last one
+    assert switches == [p for p in changes if p > 1]
+    runs = [picks[0]] + [picks[i] for i in range(1, len(picks)) if picks[i] != picks[i - 1]]
+    assert len(set(runs)) == len(runs)  # once demoted, never picked again here
+    assert picks == _pct_picks(seed, depth=3, steps=10, chans=chans)  # seeded
+
+
+def test_pct_demoted_channels_rank_by_the_order_they_were_demoted():
+    # With only demoted channels left, the one demoted at the later change point wins
+    # (its priority is the higher low value, i+1): d-1 = 2 demotions of 2 channels.
+    for seed in range(20):
+        chans = [("sim", "a"), ("sim", "b")]
+        p = PctStrategy(seed=seed, depth=3, steps=4)
+        picks = [chans[p.choose(chans, [None, None], s)] for s in range(1, 5)]
+        first, second = sorted(p.change)
+        if first == 1:
+            continue  # the first pick is made after a demotion: no earlier pick to compare
+        before = picks[first - 2]
+        # at `first` the running one is demoted, the other runs; at `second` that one is
+        # demoted too, to a higher low value than the first: it stays on top
+        assert picks[first - 1] != before
+        assert picks[second - 1] == picks[first - 1] != before
+
+
+def test_a_send_made_outside_any_delivery_has_no_cause_even_after_an_op_resumed():
+    s = _sched((Caller, "k"), (Server, "srv"))
+    s.inject("k", "opt.go", {"n": 0})
+    s.run()
+    c = s.actors["k"]
+    assert c.got == ["reply:op1", "resumed"]
+    c.send("srv", "opt.n", {"n": 5})  # e.g. a test harness: not caused by a delivery
+    (ev,) = list(s.channels[("k", "srv")])
+    assert ev.cause == 0
+
+
+class Boom(SimActor):
+    def on_opt_n(self, ev) -> None:
+        raise ValueError("bad n")
+
+
+def test_a_failing_handler_ends_the_run_naming_actor_event_and_the_exception():
+    from fadumpsim.replay.runtime import ActorFailure
+    s = _sched((Boom, "x"))
+    s.inject("x", "opt.n", {"n": 3})
+    with pytest.raises(ActorFailure) as e:
+        s.run()
+    assert isinstance(e.value.exc, ValueError) and str(e.value.exc) == "bad n"
+    assert e.value.event.type == "opt.n" and e.value.event.dst == "x"
+    assert "actor 'x' failed handling #1 opt.n from sim: ValueError: bad n" == str(e.value)
+    assert "ValueError: bad n" in e.value.trace
+
+
+def test_a_run_without_a_seed_is_the_seed_0_run(tmp_path):
+    from fadumpsim import api
+    a, b = tmp_path / "a.fadlog", tmp_path / "b.fadlog"
+    replayer.record(api.system("udev-reload-race"), str(a), strategy="random")
+    replayer.record(api.system("udev-reload-race"), str(b), strategy="random", seed=0)
+    assert a.read_bytes() == b.read_bytes()
+    assert api.load(str(a)).header["seed"] == 0
+
+
+def test_a_log_cut_by_the_event_cap_replays_to_its_end_and_stops(tmp_path):
+    from fadumpsim import api
+    full = api.record("udev-reload-race", str(tmp_path / "full.fadlog")).events
+    p = tmp_path / "cut.fadlog"
+    rec = api.record("udev-reload-race", str(p), max_events=10)
+    assert full > 10 and rec.events == 10
+    lg = api.load(str(p))
+    assert len(lg.records) == 10 and lg.header["max_events"] == 10
+    assert "max_events" not in api.load(str(tmp_path / "full.fadlog")).header
+    res, _ = api.replay(str(p))  # the replay must stop where the recording was cut
+    assert res.events == 10
+    assert [v["invariant"] for v in res.violations] == ["liveness"]  # the cap, as recorded

@@ -62,7 +62,7 @@ AREAS: dict[str, tuple[list[str], list[str]]] = {
                   "tests/test_explore.py"]),
     "runtime": (["replay/runtime.py", "replay/strategies.py", "replay/replayer.py",
                  "replay/actor.py", "actors/ops.py"],
-                ["tests/test_runtime_units.py", "tests/test_runtime.py", "tests/test_runtime_order.py", "tests/test_regressions.py",
+                ["tests/test_runtime_units.py", "tests/test_scheduler_scale.py", "tests/test_runtime.py", "tests/test_runtime_order.py", "tests/test_regressions.py",
                  "tests/test_kernel.py"]),
     "dumpfiles": (["fadumpsim/dumpfile/kdump.py", "fadumpsim/dumpfile/elfcore.py",
                    "fadumpsim/dumpfile/image.py", "actors/kernel/dumpwriter.py"],
