@@ -227,35 +227,11 @@ def dumpfiles() -> dict[str, Any]:
 # --- explore, import -----------------------------------------------------------------------------
 
 def explore_workers(schedules: int) -> dict[str, Any]:
-    """1 vs 2 workers on the same random schedules: wall, and CPU seconds of this process
-    and of its (joined) helper processes, so a loaded machine can still be read."""
-    import resource
-
-    from fadumpsim.api import explore
-    from tests.explore_scenarios import udev
-
-    def cpu() -> tuple[float, float]:
-        s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        return s.ru_utime + s.ru_stime, c.ru_utime + c.ru_stime
-
-    sc = udev(2)
-    explore(sc, "random", schedules=50, seed=0)  # warm
-    out: dict[str, Any] = {"schedules": schedules}
-    for w in (1, 2):
-        a, t = cpu(), time.perf_counter()
-        r = explore(sc, "random", schedules=schedules, seed=0, workers=w)
-        wall, b = time.perf_counter() - t, cpu()
-        out[w] = {"wall": wall, "cpu_self": b[0] - a[0], "cpu_helpers": b[1] - a[1],
-                  "backend": r.backend, "failures": [(f.invariant, f.count) for f in r.failures]}
-    one, two = out[1], out[2]
-    out["same_failures"] = one["failures"] == two["failures"]
-    out["speedup"] = one["wall"] / two["wall"]
-    total2 = two["cpu_self"] + two["cpu_helpers"]
-    # on 2 idle cores the 2-worker run cannot beat half its total CPU time
-    out["idle_bound"] = one["cpu_self"] / (total2 / 2)
-    out["cpu_overhead"] = total2 / one["cpu_self"] - 1
-    out["one_worker_per_s"] = schedules / one["wall"]
-    return out
+    """1 vs 2 workers on the same random schedules (bench_explore.workers_speedup): wall,
+    and CPU seconds of this process and of its (joined) helper, so a loaded machine can
+    still be read."""
+    from bench_explore import workers_speedup
+    return workers_speedup(schedules)
 
 
 def startup() -> dict[str, float]:
@@ -330,11 +306,13 @@ def table(r: dict[str, Any]) -> str:
          f"{d64['bytes'] / MB:.0f} MB / {d64['floor'] / MB:.0f} MB in {d64['write_s']:.1f} s",
          "floor + kept pages, < 30 s",
          yes(d64["bytes"] - d64["floor"] == d4["bytes"] - d4["floor"] and d64["write_s"] < 30)),
-        (f"`explore --workers 2` vs 1, {ex['schedules']:,} random schedules: wall here; "
-         "bound on 2 idle cores from CPU seconds (serial / half the 2-worker total)",
-         f"{ex['speedup']:.2f}×; ≤ {ex['idle_bound']:.2f}× (+{ex['cpu_overhead'] * 100:.0f}% CPU)",
-         "≥ 1.6× on an idle machine", "not measurable here" if os.getloadavg()[0] > 1.5
-         else yes(ex["speedup"] >= 1.6)),
+        (f"`explore --workers 2` vs 1, {ex['schedules']:,} random schedules: wall here "
+         "(load average before/after); bound on 2 idle cores from CPU seconds (serial / "
+         "half the 2-worker total)",
+         f"{ex['speedup']:.2f}× (load {ex['load_before'][0]:.1f}/{ex['load_after'][0]:.1f}); "
+         f"≤ {ex['idle_bound']:.2f}× ({ex['cpu_overhead'] * 100:+.0f}% CPU)",
+         "≥ 1.6× on an idle machine", "not measurable here"
+         if max(ex["load_before"][0], ex["load_after"][0]) > 1.5 else yes(ex["speedup"] >= 1.6)),
         ("`fadumpsim --help` / `import fadumpsim.cli` beyond Python start-up",
          f"{st.get('fadumpsim --help', float('nan')):.0f} ms / {st.get('import fadumpsim.cli', float('nan')):.0f} ms",
          "< 300 ms", yes(max(st.get("fadumpsim --help", 1e9), st.get("import fadumpsim.cli", 1e9)) < 300)),

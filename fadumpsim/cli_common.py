@@ -49,10 +49,14 @@ class ProgressBar:
             TextColumn("{task.fields[rate]:" + rate_format + "} " + unit + "/s"),
             TextColumn("[red]{task.fields[failures]} " + found),
             TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True)
+            console=Console(stderr=True), transient=True,
+            # no refresher thread: redrawn from __call__ at most 10x/s, so that explore's
+            # helpers can be forked (a fork is only safe with no other thread alive)
+            auto_refresh=False)
         self.task = self.progress.add_task(label, total=total, rate=0.0, failures=0)
         self._time = time.perf_counter
         self.t0 = self._time()
+        self.drawn = self.t0
 
     def __enter__(self) -> "ProgressBar":
         self.progress.start()
@@ -65,3 +69,7 @@ class ProgressBar:
         dt = self._time() - self.t0
         self.progress.update(self.task, completed=done, total=total,
                              rate=done / dt if dt > 0 else 0.0, failures=failures)
+        now = self._time()
+        if now - self.drawn >= 0.1 or done == total:
+            self.drawn = now
+            self.progress.refresh()

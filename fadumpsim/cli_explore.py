@@ -98,6 +98,9 @@ def explore_cmd(scenario: str, strategy: str, schedules: int, seed: int, workers
             _input_error(f"dask scheduler {scheduler}: {e}")
         _input_error(f"{out}: {e}")
         return
+    if res.interrupted:
+        click.echo(f"fadumpsim: interrupted: partial result of {res.schedules} schedule(s) "
+                   "(every log saved so far is kept)", err=True)
     if report_out is not None:
         from fadumpsim.report import explore_report
         Path(report_out).write_text(explore_report(res), encoding="utf-8")

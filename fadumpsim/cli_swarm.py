@@ -34,7 +34,8 @@ def _profiles() -> list[str]:
               help="Run on Dask: 'local' or a scheduler address (tcp://host:8786).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="Force a generator knob: udev_reload, hotplug_lock, nonmovable, faults, "
-                   "crash = true|false|any; revert = PATCH[,PATCH]|any; max_memory = SIZE.")
+                   "crash = true|false|any; revert = STEP[,STEP]|any; udev_rule = NAME|any; "
+                   "flavour = powervm|qemu|any; max_memory = SIZE.")
 @click.option("--out", type=click.Path(file_okay=False), default="swarm-out", show_default=True,
               help="Directory for the findings (scenario + logs) and swarm.json.")
 @click.option("--minimize-runs", type=click.IntRange(0), default=None,
@@ -86,6 +87,9 @@ def swarm_cmd(profile: str, seeds: int | None, time_limit: float | None, seed_st
     except OSError as e:
         _usage(f"dask scheduler {scheduler}: {e}" if scheduler else f"{out}: {e}")
         return
+    if res.interrupted:
+        click.echo(f"fadumpsim: interrupted: partial result of {res.seeds} seed(s) "
+                   "(every finding saved so far is kept)", err=True)
     if as_json:
         click.echo(json.dumps(res.to_json(), indent=2))
     else:

@@ -24,9 +24,12 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Protocol, Sequence, TypeVar
 
+from fadumpsim.actors.commands import COPY_SECTIONS, COPY_SIDES
+from fadumpsim.actors.flavours import DEFAULT_FLAVOUR, FLAVOURS
 from fadumpsim.actors.kernel.sizing import PAGEBLOCK, align_up, calculate_reserve_size, parse_cmdline
-from fadumpsim.actors.machine import PROFILES, RFC_PATCHES
-from fadumpsim.actors.sizes import MB
+from fadumpsim.actors.machine import PROFILES, REVERTABLE
+from fadumpsim.actors.sizes import MB, parse_size
+from fadumpsim.actors.udev import DEFAULT_RULE, RULES
 
 T = TypeVar("T")
 GB, TB = 1 << 30, 1 << 40
@@ -42,6 +45,30 @@ ERROR_CODES = (-1, -3, -9)
 CRASHKERNEL = ("256M", "512M", "1G", "2G", "3G")
 DUMP_TOOLS = ("makedumpfile -d 31", "makedumpfile -d 31 -c", "makedumpfile -d 1",
               "makedumpfile -d 0", "makedumpfile -d 17 -E", "cp")
+CPUS = (1, 2, 8, 64, 256)
+RMA_SIZES = (512 * MB, 768 * MB, 1 * GB)
+#: the udev rules of each profile's era (kdump-utils of the same years), the profile's
+#: default first; `--set udev_rule=any` draws from every registered rule (actors/udev.py)
+ERA_RULES = {"rfc-v6": ("try-restart-2018", "reload-throttled-2018"),
+             "classic": ("try-restart-2018", "reload-throttled-2018"),
+             "upstream": ("hotplug-ready-2024", "reload-throttled-2018")}
+#: `kdumpctl start` durations drawn (ms): instant, quick check_rebuild, an initrd rebuild
+KDUMPCTL_START_MS = (0, 1000, 30000)
+
+
+def era_rules(profile: str) -> tuple[str, ...]:
+    """The rules a profile's worlds draw: the era's rules that are registered, the
+    profile's default (`udev_reload = true`) first."""
+    rules = [r for r in ERA_RULES.get(profile, ()) if r in RULES]
+    default = DEFAULT_RULE.get(profile)
+    if default in RULES and default not in rules:
+        rules.insert(0, default)
+    return tuple(rules) or tuple(r for r in RULES if r != "none")
+
+
+def all_rules() -> tuple[str, ...]:
+    """Every registered rule that reacts to memory events, in registration order."""
+    return tuple(r for r in RULES if r != "none")
 
 
 class Draw(Protocol):
@@ -94,13 +121,15 @@ class Knobs:
     """What the generator may not choose freely. `None`: drawn per scenario."""
 
     profile: str = "rfc-v6"
-    udev_reload: bool | None = None     # the 2018 kdump-utils udev rule
+    udev_reload: bool | None = None     # a udev rule reacts to memory events (false: none)
+    udev_rule: str | None = None        # which: None = the era's rules, "any" = every rule
     hotplug_lock: bool | None = False   # what-if: registration takes the device-hotplug lock
     revert: tuple[str, ...] | None = ()  # RFC patches left out (rfc-v6 only)
     nonmovable: bool | None = None      # fadump=nonmovable instead of fadump=on
     faults: bool = True                 # firmware fault injection
     crash: bool | None = None           # None: most scenarios crash
     max_memory: int = 64 * TB           # largest partition drawn
+    flavour: str | None = None          # firmware flavour; None: drawn (mostly powervm)
 
     @classmethod
     def parse(cls, profile: str, settings: Sequence[str]) -> "Knobs":
@@ -124,11 +153,24 @@ class Knobs:
                     kn = replace(kn, revert=None)
                     continue
                 names = tuple(v for v in (x.strip() for x in val.split(",")) if v)
-                bad = [n for n in names if n not in RFC_PATCHES]
+                ok = REVERTABLE[profile]
+                bad = [n for n in names if n not in ok]
+                if bad and not ok:
+                    raise ValueError(f"--set revert: the {profile} profile has nothing to revert")
                 if bad:
                     raise ValueError(f"--set revert: unknown patch {bad[0]!r} "
-                                     f"(expected {', '.join(RFC_PATCHES)} or any)")
+                                     f"(expected {', '.join(ok)} or any)")
                 kn = replace(kn, revert=names)
+            elif key == "udev_rule":
+                if val != "any" and val not in RULES:
+                    raise ValueError(f"--set udev_rule: unknown rule {val!r} "
+                                     f"(expected {', '.join(RULES)} or any)")
+                kn = replace(kn, udev_rule=val)
+            elif key == "flavour":
+                if val != "any" and val not in FLAVOURS:
+                    raise ValueError(f"--set flavour: expected {', '.join(FLAVOURS)} or any, "
+                                     f"got {val!r}")
+                kn = replace(kn, flavour=None if val == "any" else val)
             elif key == "max_memory":
                 from fadumpsim.actors.sizes import SizeError, parse_size
                 try:
@@ -137,9 +179,7 @@ class Knobs:
                     raise ValueError(f"--set max_memory: {e}") from None
             else:
                 raise ValueError(f"--set {key!r}: unknown knob (expected one of "
-                                 f"{', '.join(sorted(bools | {'revert', 'max_memory'}))})")
-        if kn.profile == "classic" and kn.revert:
-            raise ValueError("--set revert: the classic profile has no RFC patches to revert")
+                                 f"{', '.join(sorted(bools | set(OTHER_KNOBS)))})")
         return kn
 
     def to_json(self) -> dict[str, Any]:
@@ -147,7 +187,11 @@ class Knobs:
                 "hotplug_lock": self.hotplug_lock,
                 "revert": None if self.revert is None else list(self.revert),
                 "nonmovable": self.nonmovable, "faults": self.faults, "crash": self.crash,
-                "max_memory": self.max_memory}
+                "max_memory": self.max_memory, "udev_rule": self.udev_rule,
+                "flavour": self.flavour}
+
+
+OTHER_KNOBS = ("revert", "max_memory", "udev_rule", "flavour")
 
 
 def _forced(drawn: T, forced: T | None) -> T:
@@ -168,13 +212,17 @@ def gen_machine(d: Draw, knobs: Knobs = Knobs()) -> dict[str, Any]:
     sizes = [m for m in MEMORY_SIZES if m <= knobs.max_memory] or [MEMORY_SIZES[0]]
     memory = d.choice(sizes)
     grow = d.choice((1, 2, 2, 4))                       # DLPAR headroom: max_memory/memory
-    lmbs = [s for s in LMB_SIZES if memory % s == 0 and memory * grow // s <= MAX_LMBS]
+    # an LMB size that leaves the RMA room (a quarter of memory at most, below): with a
+    # 1GB LMB on 2GB the RMA is half the partition, fadump cannot reserve its area and
+    # registration fails with ENODEV -- right, but not a finding
+    lmbs = [s for s in LMB_SIZES if memory % s == 0 and memory * grow // s <= MAX_LMBS
+            and any(r % s == 0 and 4 * r <= memory for r in RMA_SIZES)]
     lmb = d.choice(lmbs) if lmbs else max(LMB_SIZES)
     if memory * grow // lmb > MAX_LMBS:
         grow = 1
     # the RMA takes at most a quarter of the partition: fadump's boot memory area and
     # its reserved area (each RMA-sized or more) must both fit
-    rma = d.choice(tuple(r for r in (512 * MB, 768 * MB, 1 * GB)
+    rma = d.choice(tuple(r for r in RMA_SIZES
                          if r % lmb == 0 and 4 * r <= memory) or (max(lmb, 512 * MB),))
     boot_lmbs = memory // lmb
     # a node holds at least 1GB and four boot-memory areas (else the model cannot boot)
@@ -185,6 +233,9 @@ def gen_machine(d: Draw, knobs: Knobs = Knobs()) -> dict[str, Any]:
                          "lmb_size": _size(lmb), "rma_size": _size(rma)}
     if d.boolean(0.2) and memory <= 64 * GB:
         m["page_size"] = "4K"
+    cpus = d.choice(CPUS) if d.boolean(0.3) else 0
+    if cpus:
+        m["cpus"] = cpus
     if nodes > 1:
         m["nodes"] = nodes
     holes = d.integer(0, 2) if d.boolean(0.2) else 0
@@ -211,17 +262,36 @@ def interesting_lmbs(memory: int, lmb: int, rma: int, cmdline: str) -> list[int]
 
 
 # -- the kernel ----------------------------------------------------------------------------------------
-def gen_kernel(d: Draw, knobs: Knobs = Knobs()) -> dict[str, Any]:
-    """[kernel]: fadump=on|nonmovable, crashkernel=, revert, hotplug_lock."""
+def capture_fits(crashkernel: int, machine: dict[str, Any] | None) -> bool:
+    """Whether a capture kernel booting in `crashkernel` bytes of boot memory can hold the
+    memmap of every page the partition may have (64 bytes per page of max_memory) beside
+    its image, RTAS and PACAs (768MB, generous). A smaller one is a misconfiguration the
+    model does not simulate: the real kernel prints "sparse_init_nid: node[N] memory map
+    backing failed. Some memory will not be available." and boots on; the model's
+    capture kernel fails with OutOfMemory (an actor-failure). The generator leaves it out."""
+    if machine is None:
+        return True
+    ps = parse_size(machine.get("page_size", "64K"))
+    memmap = parse_size(machine["max_memory"]) // ps * 64
+    return crashkernel >= memmap + 768 * MB
+
+
+def gen_kernel(d: Draw, knobs: Knobs = Knobs(),
+               machine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """[kernel]: fadump=on|nonmovable, crashkernel= (one the capture kernel fits in,
+    `capture_fits`, when the partition is known), revert, hotplug_lock."""
     nonmovable = _forced(d.boolean(0.25), knobs.nonmovable)
     if knobs.profile != "rfc-v6":
         nonmovable = False                         # fadump=nonmovable is the RFC's alone
     words = ["fadump=nonmovable" if nonmovable else "fadump=on"]
     if d.boolean(0.3):
-        words.append("crashkernel=" + d.choice(CRASHKERNEL))
+        ck = d.choice(CRASHKERNEL)
+        if capture_fits(parse_size(ck), machine):
+            words.append("crashkernel=" + ck)
     k: dict[str, Any] = {"cmdline": " ".join(words)}
-    drawn_revert = tuple(p for p in RFC_PATCHES if d.boolean(0.15))
-    revert = _forced(drawn_revert, knobs.revert) if knobs.profile == "rfc-v6" else ()
+    revertable = REVERTABLE.get(knobs.profile, ())
+    drawn_revert = tuple(p for p in revertable if d.boolean(0.15))
+    revert = _forced(drawn_revert, knobs.revert) if revertable else ()
     if revert:
         k["revert"] = list(revert)
     if _forced(d.boolean(0.5), knobs.hotplug_lock):
@@ -269,6 +339,19 @@ def _drmgr(d: Draw, c: _Ctx) -> str:
     return f"drmgr -c mem -r -s {0x80000000 + n:#x}"
 
 
+def _copy_error(d: Draw) -> str:
+    """`inject copy-error SIDE [SECTION] [at chunk N]` (docs/firmware.md): mostly the
+    first chunk, sometimes a later one or one beyond the section (never fires)."""
+    words = ["inject copy-error", d.choice(COPY_SIDES)]
+    section = d.choice(("",) + COPY_SECTIONS)
+    if section:
+        words.append(section)
+    chunk = d.choice((0, 0, 1, 3, 1 << 20))
+    if chunk:
+        words.append(f"at chunk {chunk}")
+    return " ".join(words)
+
+
 def _after(d: Draw, names: Sequence[str], p: float = 0.5) -> list[str]:
     return [n for n in names if d.boolean(p)]
 
@@ -309,7 +392,7 @@ def gen_scripts(d: Draw, c: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]
                 run.append(f"inject rtas {d.choice(ERROR_CODES)} 1")
                 rtas_error = True
             else:
-                run.append(f"inject copy-error {d.choice(('source', 'destination'))}")
+                run.append(_copy_error(d))
         scripts.append({"name": "faults", "actor": "firmware", "after": _after(d, names, 0.4),
                         "run": run})
         names.append("faults")
@@ -327,7 +410,9 @@ def gen_scripts(d: Draw, c: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]
     if crash:
         crash_after = _after(d, names, 0.5)
         # lsmem walks every LMB: only on partitions with few of them
-        harmless = ("cat /sys/kernel/fadump_registered", "free -m") + \
+        harmless = ("cat /sys/kernel/fadump_registered", "free -m",
+                    "cat /sys/kernel/fadump_enabled",
+                    "cat /sys/kernel/debug/powerpc/fadump_region", "dmesg") + \
             (("lsmem",) if c.max_memory // c.lmb <= 4096 else ())
         pad = [d.choice(harmless)
                for _ in range(d.integer(0, 3))]
@@ -352,14 +437,35 @@ def gen_scripts(d: Draw, c: _Ctx) -> tuple[list[dict[str, Any]], dict[str, Any]]
     return scripts, expect
 
 
+def gen_hotplug(d: Draw, knobs: Knobs = Knobs()) -> dict[str, Any]:
+    """[hotplug] when a rule is on: the rule (the era's, the profile's default weighted
+    up; `udev_rule` knob: "any" or a name) and, sometimes, kdumpctl start's timing and
+    a stale initrd (a rebuild on the first start). Every draw is made whatever the knobs."""
+    era = era_rules(knobs.profile)
+    drawn = d.choice(era[:1] + era)
+    anyrule = d.choice(all_rules())
+    rule = anyrule if knobs.udev_rule == "any" else _forced(drawn, knobs.udev_rule)
+    h: dict[str, Any] = {"udev_rule": rule}
+    start_ms = d.choice(KDUMPCTL_START_MS) if d.boolean(0.3) else None
+    if start_ms is not None:
+        h["kdumpctl_start_ms"] = start_ms
+    if d.boolean(0.15):
+        h["initrd_stale"] = True
+    return h
+
+
 def gen_scenario(d: Draw, knobs: Knobs = Knobs(), name: str = "generated") -> dict[str, Any]:
     """A whole scenario (the dict a scenario file holds), valid by construction."""
     from fadumpsim.actors.sizes import parse_size
     machine = gen_machine(d, knobs)
-    kernel = gen_kernel(d, knobs)
+    kernel = gen_kernel(d, knobs, machine)
     memory = parse_size(machine["memory"])
     workload = gen_workload(d, memory)
     udev = _forced(d.boolean(0.5), knobs.udev_reload)
+    hotplug = gen_hotplug(d, knobs)
+    if not udev or hotplug["udev_rule"] == "none":
+        udev, hotplug = False, {}
+    flavour = _forced(d.choice((DEFAULT_FLAVOUR,) * 3 + FLAVOURS), knobs.flavour)
     # upstream's CMA area holds user pages too: only classic and nonmovable areas do not
     movable = (knobs.profile != "classic" and "fadump=nonmovable" not in kernel["cmdline"]
                and "zone-movable" not in kernel.get("revert", ()))
@@ -370,8 +476,10 @@ def gen_scenario(d: Draw, knobs: Knobs = Knobs(), name: str = "generated") -> di
                             "kernel": kernel}
     if workload:
         data["workload"] = workload
-    if udev:
-        data["hotplug"] = {"udev_reload": True}
+    if hotplug:
+        data["hotplug"] = hotplug
+    if flavour != DEFAULT_FLAVOUR:
+        data["firmware"] = {"flavour": flavour}
     data["script"] = scripts
     if expect:
         data["expect"] = expect

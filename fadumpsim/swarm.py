@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,33 +60,51 @@ def run_command(scenario_path: str, spec: dict[str, Any]) -> str:
     return cmd
 
 
-def refine(res: Any, signature: str) -> str:
+def refine(res: Any, signature: str, data: dict[str, Any] | None = None) -> str:
     """The explore signature plus what tells different stories apart.
 
     `reserved-area-intact`: which area the LMB left, the boot memory area (firmware's
     copy source, at 0) or the fadump reserved area (its destination; the
-    registration/DLPAR race). `dump-armed`: whether a script's own `echo 0` was still
-    in flight at the crash (the checker counts only completed writes, so such a run
-    is not the udev window, whose `echo 0` comes from the udev rule).
+    registration/DLPAR race, or patch 4 reverted), and `hole` when that LMB was not in
+    the partition when firmware accepted the registration (unassigned at boot or removed
+    before: a hole before registration, which QEMU accepts). `dump-armed`:
+    `reregister-in-flight` when a
+    script's own `echo 1` was still in flight at the crash (the 2019 one-write
+    re-registration unregisters first: a narrow window, not the udev rule's), and
+    `unregister-in-flight` for an `echo 0` (no longer a violation; kept for old logs).
     """
     extra = []
+    holes = set((data or {}).get("machine", {}).get("unassigned", []))
     for v in res.unexpected_violations:
         if v["invariant"] == "reserved-area-intact":
             extra.append("boot-area" if "covering [0x0-" in v["message"] else "reserved-area")
-        if v["invariant"] == "dump-armed" and any(
-                t["exit"] is None and t["command"].startswith("echo 0 > /sys/kernel/fadump")
-                for t in res.transcript):
-            extra.append("unregister-in-flight")
+            m = re.match(r"LMB (\d+) ", v["message"])
+            if (m and int(m.group(1)) in holes) or "was not in the partition" in v["message"]:
+                extra.append("hole")
+        if v["invariant"] == "dump-armed":
+            for value, tag in (("0", "unregister-in-flight"), ("1", "reregister-in-flight")):
+                if any(t["exit"] is None and t["command"].startswith(
+                        f"echo {value} > /sys/kernel/fadump") for t in res.transcript):
+                    extra.append(tag)
     return "|".join([signature, *extra])
 
 
 def explained_by_fault(data: dict[str, Any], res: Any) -> bool:
-    """The run fails only because the search injected a copy error: the dump is
-    invalid, as firmware reports, and `dump-armed` is the only thing broken. Counted
-    apart (`explained`), not reported as a finding."""
-    copy_error = any(c.startswith("inject copy-error") for s in data.get("script", [])
-                     for c in s["run"])
-    return (copy_error and not res.failure and res.dump.get("status") == "invalid"
+    """The run fails only because the search injected a copy error: the dump is what a
+    failed copy gives (`invalid`, or `incomplete` -- QEMU reports a hardware error only
+    through bytes_dumped 0 -- or `none` when a hardware error on QEMU's CPU state powered
+    the guest off) and `dump-armed` is the only thing broken. Counted apart
+    (`explained`), not reported as a finding."""
+    injected = [c.split() for s in data.get("script", []) if s.get("actor") == "firmware"
+                for c in s["run"] if c.startswith("inject copy-error")]
+    if not injected:
+        return False
+    status = res.dump.get("status")
+    qemu = data.get("firmware", {}).get("flavour") == "qemu"
+    poweroff = qemu and any(w[2] == "hardware" and (len(w) == 3 or w[3] in ("cpu", "at"))
+                            for w in injected)
+    return (not res.failure and (status in ("invalid", "incomplete")
+                                 or (status == "none" and poweroff))
             and all(e["ok"] for e in res.expectations)
             and [v["invariant"] for v in res.unexpected_violations] == ["dump-armed"])
 
@@ -112,7 +131,7 @@ def run_seed(seed: int, knobs: Knobs) -> SeedOutcome:
     if f is not None and explained_by_fault(data, res):
         return SeedOutcome(seed, res.events, None, spec, explained=f[0])
     if f is not None:
-        f = (f[0], refine(res, f[1]), *f[2:])
+        f = (f[0], refine(res, f[1], data), *f[2:])
     return SeedOutcome(seed, res.events, f, spec)
 
 
@@ -318,9 +337,15 @@ def swarm(profile: str = "rfc-v6", seeds: int | None = 100, *, seed_start: int =
                 return
             yield win
 
-    ex = make_executor(workers, scheduler_address)
+    try:
+        ex = make_executor(workers, scheduler_address)
+        early = False
+    except KeyboardInterrupt:  # Ctrl-C while workers start (they are stopped): no seed run
+        ex, early = make_executor(1), True
     result.backend = ex.name
     with Interruptible(ex) as run:
+        if early:
+            raise KeyboardInterrupt
         for outcomes in (o for win in windows() for o in ex.imap(seed_task, win)):
             changed = False
             for o in outcomes:

@@ -21,9 +21,12 @@ number of workers. See docs/explore.md.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import signal
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -142,6 +145,8 @@ class ExploreResult:
     #: invariant -> judged schedules (classes, for exhaustive) that violated it, expected
     #: violations included: for a complete exhaustive search, every reachable violation
     reachable: dict[str, int] = field(default_factory=dict)
+    #: random/pct with workers > 1: a SharedStats (where the wall time went; not in the JSON)
+    parallel: Any = None
 
     @property
     def distinct(self) -> int:
@@ -258,8 +263,39 @@ def _call(packed: tuple) -> Any:
 
 
 def _worker_init() -> None:
-    import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+
+
+@contextmanager
+def children_deaf_to_sigint() -> Iterator[None]:
+    """Start worker processes inside this block: they never see Ctrl-C.
+
+    A terminal sends SIGINT to its whole foreground process group, helpers included;
+    a helper hit while it starts (before `_worker_init` runs), or a Dask nanny/worker
+    (no such hook), prints its own KeyboardInterrupt traceback. An ignored signal stays
+    ignored through fork and exec (a blocked mask does not survive multiprocessing's
+    spawn), and Python and asyncio leave an ignored SIGINT alone, so every process
+    started here, and every one it starts (a nanny restarting its worker), ignores
+    SIGINT for life; this process alone handles Ctrl-C and stops them (terminate,
+    cluster close). Meanwhile SIGINT is also blocked in this thread, so a Ctrl-C that
+    arrives while the workers start stays pending and is raised when the block ends
+    (Linux queues a blocked signal even while it is ignored). Outside the main thread
+    Python cannot change signal handlers: then this does nothing.
+    """
+    import threading
+    if threading.current_thread() is not threading.main_thread() or \
+            not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - not POSIX
+        yield
+        return
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, old)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
 
 
 # -- executors ---------------------------------------------------------------------------------
@@ -280,12 +316,20 @@ class _Pool:
     def __init__(self, n: int) -> None:
         import multiprocessing as mp
         # 'spawn': a fresh interpreter per worker, nothing inherited but sys.path
-        self.pool = mp.get_context("spawn").Pool(n, initializer=_worker_init)
+        self.pool: Any = None
+        try:
+            with children_deaf_to_sigint():
+                self.pool = mp.get_context("spawn").Pool(n, initializer=_worker_init)
+        except BaseException:  # a Ctrl-C held back while the helpers started
+            self.close(terminate=True)
+            raise
 
     def imap(self, fn: Callable, args: Iterable[tuple]) -> Iterator[Any]:
         return self.pool.imap(_call, ((fn, a) for a in args), chunksize=1)
 
     def close(self, terminate: bool = False) -> None:
+        if self.pool is None:
+            return
         if terminate:
             self.pool.terminate()
         else:
@@ -293,16 +337,54 @@ class _Pool:
         self.pool.join()
 
 
+#: guided chunks: each is 1/(GUIDE * participants) of what is left (at least BATCH), so
+#: the first are big (few round trips) and the last ones small (nobody waits long for a
+#: straggler at the end)
+GUIDE = 4
+#: seconds of work in the biggest chunk (timed on the first batch)
+CHUNK_S = 0.5
+
+
+def helper_context() -> Any:
+    """The multiprocessing context for `_Shared`'s helpers.
+
+    'fork' on Linux when this process runs no other thread: the helper starts in a few
+    ms with every module already imported (a spawned one pays ~0.3 CPU-s of imports
+    first, ~15 % of 1,000 schedules). A scheduled run starts no thread (pykka actors are
+    driven by the scheduler), so after the first batch there is only the main thread;
+    with any other thread alive (a rich progress bar's refresher, a Dask client) a forked
+    child could inherit a lock held by it: then 'spawn'. Results do not depend on the
+    start method: a schedule depends only on its index.
+    """
+    import multiprocessing as mp
+    import sys
+    import threading
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
+@dataclass
+class SharedStats:
+    """Where the parallel run's wall time went (for benchmarks; not in the JSON)."""
+    start_method: str = ""
+    start_s: float = 0.0          # creating the helper pool (this process)
+    first_result_s: float = 0.0   # pool created -> first helper chunk back
+    waited_s: float = 0.0         # this process blocked on helper results (the tail)
+    chunks_self: int = 0
+    chunks_helpers: int = 0
+    sizes: list[int] = field(default_factory=list)
+
+
 class _Shared:
-    """Random/PCT schedules shared between this process and `workers - 1` spawned ones.
+    """Random/PCT schedules shared between this process and `workers - 1` helpers.
 
     This process runs the first batch itself and times it; when the rest would take
-    less than `min_parallel_s` it simply goes on alone (a spawned interpreter costs
-    a few hundred ms before its first schedule). Otherwise it starts the helpers and
-    keeps running chunks itself while they start up and run theirs, so the pool is
-    never slower than serial by more than the bookkeeping. Every chunk's schedules
-    are fixed by index and results are merged in schedule order: the outcome does
-    not depend on who ran what.
+    less than `min_parallel_s` it simply goes on alone. Otherwise it starts the helpers
+    (forked when safe, see `helper_context`) and keeps running chunks itself while they
+    run theirs: guided chunk sizes (big first, `BATCH` at the end), each helper kept two
+    chunks ahead. Every chunk's schedules are fixed by index and results are merged in
+    schedule order: the outcome does not depend on who ran what, nor on chunk sizes.
     """
 
     def __init__(self, workers: int, min_parallel_s: float) -> None:
@@ -310,13 +392,14 @@ class _Shared:
         self.min_parallel_s = min_parallel_s
         self.pool: Any = None
         self.name = "serial"
+        self.stats = SharedStats()
 
     def sample(self, system: System, merger: _Merger, strategy: str, n: int, seed: int,
                depth: int, steps: int) -> None:
         def args(idx: Sequence[int]) -> tuple:
             return (system.factory, system.data, system.source, strategy, seed, idx, depth, steps)
 
-        first = list(range(min(BATCH, n)))
+        first = range(min(BATCH, n))
         t0 = time.perf_counter()
         execs = sample_task(*args(first))
         per = (time.perf_counter() - t0) / max(1, len(first))
@@ -325,33 +408,63 @@ class _Shared:
         rest = n - len(first)
         if rest <= 0:
             return
-        # ~16 chunks per participant: few round trips, still balanced at the end
-        size = max(BATCH, -(-rest // (16 * self.workers)))
-        # ranges, not lists: `--schedules 100000000` holds ~16 small objects per worker
-        chunks = [range(a, min(a + size, n)) for a in range(len(first), n, size)]
-        if rest * per < self.min_parallel_s or len(chunks) < 2:
-            for c in chunks:
+        if rest * per < self.min_parallel_s or rest <= BATCH:
+            # ranges of BATCH: `--schedules 100000000` never holds a list of them
+            for a in range(len(first), n, BATCH):
+                c = range(a, min(a + BATCH, n))
                 for i, e in zip(c, sample_task(*args(c))):
                     merger.add(e, schedule_seed(seed, i))
             return
-        import multiprocessing as mp
-        self.pool = mp.get_context("spawn").Pool(self.workers - 1, initializer=_worker_init)
+        st = self.stats
+        start = len(first)
+
+        # ...but at most ~CHUNK_S of work: progress moves and memory stays small even for
+        # `--schedules 100000000`
+        cap = max(BATCH, int(CHUNK_S / max(per, 1e-6)))
+
+        def take() -> range:
+            nonlocal start
+            size = max(BATCH, min(cap, -(-(n - start) // (GUIDE * self.workers))))
+            c = range(start, min(start + size, n))
+            start = c.stop
+            st.sizes.append(len(c))
+            return c
+
+        ctx = helper_context()
+        st.start_method = ctx.get_start_method()
+        t1 = time.perf_counter()
+        with children_deaf_to_sigint():
+            self.pool = ctx.Pool(self.workers - 1, initializer=_worker_init)
+        t2 = time.perf_counter()
+        st.start_s = t2 - t1
         self.name = "processes"
+        chunks: list[range] = []
         done: dict[int, list[Execution]] = {}
         pending: dict[int, Any] = {}
-        nxt = merged = 0
-        while merged < len(chunks):
+        merged = 0
+
+        def collect(k: int) -> None:
+            done[k] = pending.pop(k).get()
+            st.chunks_helpers += 1
+            if not st.first_result_s:
+                st.first_result_s = time.perf_counter() - t2
+
+        while start < n or pending or merged < len(chunks):
             # keep each helper busy with up to two chunks, taken from the front
-            while nxt < len(chunks) and len(pending) < 2 * (self.workers - 1):
-                pending[nxt] = self.pool.apply_async(sample_task, args(chunks[nxt]))
-                nxt += 1
+            while start < n and len(pending) < 2 * (self.workers - 1):
+                chunks.append(take())
+                pending[len(chunks) - 1] = self.pool.apply_async(sample_task,
+                                                                 args(chunks[-1]))
             for k in [k for k, r in pending.items() if r.ready()]:
-                done[k] = pending.pop(k).get()
-            if nxt < len(chunks):  # this process takes the next chunk itself
-                done[nxt] = sample_task(*args(chunks[nxt]))
-                nxt += 1
-            elif merged not in done:  # nothing left to take: wait for the helpers
-                done[merged] = pending.pop(merged).get()
+                collect(k)
+            if start < n:  # this process takes the next chunk itself
+                chunks.append(take())
+                done[len(chunks) - 1] = sample_task(*args(chunks[-1]))
+                st.chunks_self += 1
+            elif merged < len(chunks) and merged not in done:  # only helpers' work left
+                tw = time.perf_counter()
+                collect(merged)
+                st.waited_s += time.perf_counter() - tw
             while merged in done:
                 for i, e in zip(chunks[merged], done.pop(merged)):
                     merger.add(e, schedule_seed(seed, i))
@@ -367,39 +480,94 @@ class _Shared:
         self.pool.join()
 
 
+@contextmanager
+def _environ(**env: str) -> Iterator[None]:
+    """Processes started inside get these environment variables (unless already set)."""
+    added = {k: v for k, v in env.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
 class _Dask:
     name = "dask"
+    #: seconds a LocalCluster gets to stop its workers after a Ctrl-C
+    CLOSE_TIMEOUT = 5.0
 
     def __init__(self, address: str, workers: int, processes: bool) -> None:
         from dask.distributed import Client, LocalCluster  # lazily: dask is heavy
         self.cluster = None
-        if address == "local":
-            self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
-                                        processes=processes, dashboard_address=None)
-            self.client = Client(self.cluster)
-        else:
-            self.client = Client(address)
+        self.client: Any = None
+        self.inflight: deque = deque()
+        try:
+            if address == "local":
+                # workers log WARNING/ERROR noise when stopped mid-task or mid-heartbeat (after a
+                # Ctrl-C); a failing task still raises here, in the client
+                with children_deaf_to_sigint(), _environ(DASK_LOGGING__DISTRIBUTED="critical"):
+                    # no dashboard; the scheduler's HTTP routes on a free port, not 8787
+                    # (taken by any other cluster: a warning on stderr)
+                    self.cluster = LocalCluster(n_workers=max(1, workers), threads_per_worker=1,
+                                                processes=processes, dashboard_address=None,
+                                                scheduler_kwargs={"dashboard_address": ":0"})
+                self.client = Client(self.cluster)
+            else:
+                self.client = Client(address)
+        except BaseException:  # a Ctrl-C (or an error) while starting: stop what started
+            self.close(terminate=True)
+            raise
         self.window = 4 * max(1, workers)
 
     def imap(self, fn: Callable, args: Iterable[tuple]) -> Iterator[Any]:
         it = iter(args)
-        q: deque = deque()
+        q = self.inflight
         for a in itertools.islice(it, self.window):
             q.append(self.client.submit(fn, *a, pure=False))
         while q:
-            f = q.popleft()
-            r = f.result()
+            r = q[0].result()
+            q.popleft()
             a = next(it, None)
             if a is not None:
                 q.append(self.client.submit(fn, *a, pure=False))
             yield r
 
     def close(self, terminate: bool = False) -> None:
+        """Close the client (and the LocalCluster). After a Ctrl-C, cancel what is in
+        flight and keep Dask's shutdown chatter (rescheduling, killing workers still
+        busy) off the terminal: the user asked for it to stop."""
+        quiet = logging.getLogger("distributed")
+        level = quiet.level
+        if terminate:
+            quiet.setLevel(logging.CRITICAL)
+        kw = {"timeout": self.CLOSE_TIMEOUT} if terminate else {}
         try:
-            self.client.close()
-        finally:
+            # no client.cancel after a Ctrl-C: it has no timeout and could wait for ever on
+            # a busy loop; closing the cluster stops the work anyway
+            if self.client is not None:
+                self._quietly(terminate, self.client.close, **kw)
             if self.cluster is not None:
-                self.cluster.close()
+                self._quietly(terminate, self.cluster.close, **kw)
+                if terminate:  # whatever worker is still alive after the timeouts
+                    import multiprocessing
+                    for child in multiprocessing.active_children():
+                        if child.name.startswith("Dask"):
+                            child.kill()
+                            child.join(self.CLOSE_TIMEOUT)
+        finally:
+            self.inflight.clear()
+            quiet.setLevel(level)
+
+    @staticmethod
+    def _quietly(terminate: bool, fn: Callable, *args: Any, **kw: Any) -> None:
+        """After a Ctrl-C a slow or failing shutdown step must not become a traceback:
+        the work is over, and leftovers die with this process (Dask's own atexit)."""
+        try:
+            fn(*args, **kw)
+        except Exception:  # noqa: BLE001
+            if not terminate:
+                raise
 
 
 class Interruptible:
@@ -527,19 +695,25 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
     result = ExploreResult(system.name, strategy, seed, workers, schedules,
                            preemption_bound=preemption_bound if strategy == "exhaustive" else None,
                            out=out)
-    if scheduler_address is not None:
-        ex: Any = _Dask(scheduler_address, workers, dask_processes)
-    elif workers > 1 and strategy == "exhaustive":
-        ex = _Pool(workers)
-    elif workers > 1:
-        ex = _Shared(workers, min_parallel_s)  # random/pct: this process works too
-    else:
-        ex = _Serial()
+    t0 = time.perf_counter()
+    early = False
+    try:
+        if scheduler_address is not None:
+            ex: Any = _Dask(scheduler_address, workers, dask_processes)
+        elif workers > 1 and strategy == "exhaustive":
+            ex = _Pool(workers)
+        elif workers > 1:
+            ex = _Shared(workers, min_parallel_s)  # random/pct: this process works too
+        else:
+            ex = _Serial()
+    except KeyboardInterrupt:  # Ctrl-C while workers start (they are stopped): no schedule run
+        ex, early = _Serial(), True
     result.backend = ex.name
     result.actor_names = system.actor_names
     merger = _Merger(system, result, out, progress, schedules)
-    t0 = time.perf_counter()
     with Interruptible(ex) as run:
+        if early:
+            raise KeyboardInterrupt
         if strategy == "exhaustive":
             _exhaustive(system, ex, merger, schedules, preemption_bound)
         else:
@@ -560,6 +734,8 @@ def explore(system: System, strategy: str = "random", schedules: int = 100, seed
                               "text": f"a bug of depth <= {pct_depth} would be found with "
                                       f"probability >= {p:.3g} per run ({channels} channels, "
                                       f"k = {steps} steps), >= {cum:.3g} over {schedules} runs"}
+            if isinstance(ex, _Shared):
+                result.parallel = ex.stats
             _sample(system, ex, merger, strategy, schedules, seed, pct_depth, steps or 1)
             result.backend = ex.name
     result.elapsed = time.perf_counter() - t0

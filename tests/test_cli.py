@@ -209,3 +209,14 @@ def test_progress_bar_shared_by_explore_and_swarm_tracks_counts():
     open_ended(5, None, 1)  # swarm --time: no total
     t = open_ended.progress.tasks[0]
     assert t.total is None and t.completed == 5 and t.fields["failures"] == 1
+
+
+def test_progress_bar_runs_no_thread_so_explore_helpers_can_fork():
+    import threading
+    from fadumpsim.cli_common import ProgressBar
+    before = threading.active_count()
+    with ProgressBar(3, "explore x", unit="sched", found="failure(s)") as bar:
+        for i in range(1, 4):
+            bar(i, 3, 0)
+        assert threading.active_count() == before
+    assert bar.progress.tasks[0].completed == 3

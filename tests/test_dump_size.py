@@ -131,3 +131,37 @@ def test_zero_pages_share_one_page_but_keep_a_descriptor(tmp_path) -> None:
         f.seek(kernel[5][0])
         page = zlib.decompress(f.read(kernel[5][1]))
     assert len(page) == PS and page.startswith(b"FADUMPSIM\0")
+
+
+def test_dry_run_sizes_a_run_of_pages_at_once(tmp_path, monkeypatch) -> None:
+    """makedumpfile's "Write bytes" comes from a dry run (path None) of the writer; on a
+    4 TB partition with 64 GB of kept kernel pages (a million pages) it must stamp a
+    page per extent run, not per page -- and give the size of the file it would write."""
+    from fadumpsim.dumpfile import kdump
+    calls = []
+    real = kdump.stamp_bytes
+    monkeypatch.setattr(kdump, "stamp_bytes", lambda *a: calls.append(a) or real(*a))
+    big = write_kdump_compressed(image(4 * TB, 64 * 1024), None, dump_level=31,
+                                 compression="zlib")
+    assert big.pages_written == 64 * GB // PS
+    assert len(calls) <= 2, len(calls)
+    # the same sizing, checked against the bytes of a written file (small image)
+    calls.clear()
+    dry = write_kdump_compressed(image(8 * GB, 256), None, dump_level=31)
+    p = tmp_path / "k.kdump"
+    st = write_kdump_compressed(image(8 * GB, 256), str(p), dump_level=31)
+    assert dry.bytes_written == st.bytes_written == p.stat().st_size
+    assert len(calls) >= 256 * MB // PS  # the real file: every kept page has its stamp
+
+
+def test_dry_run_of_zero_pages_builds_no_descriptors(monkeypatch) -> None:
+    """-d 1 without bit 16 keeps never-used memory as zero pages: 128 Mi descriptors on
+    8 TB. The dry run counts them without building their 3 GiB of descriptors."""
+    from fadumpsim.dumpfile import kdump
+    built = []
+    real = kdump._Sink.write
+    monkeypatch.setattr(kdump._Sink, "write", lambda self, b: built.append(len(b)) or real(self, b))
+    st = write_kdump_compressed(image(8 * TB, 64, zero_mb=8 * 1024 * 1024 - 128), None,
+                                dump_level=1, compression="zlib")
+    assert st.pages_zero_shared == (8 * TB - 64 * MB) // PS  # free is zero content at -d 1
+    assert sum(built) <= 24 * 64 * MB // PS, sum(built)

@@ -383,3 +383,70 @@ def test_interruptible_keeps_partial_work_and_always_closes():
         with Interruptible(Ex()):
             raise ValueError("a real error still propagates")
     assert Ex.closed is False
+
+
+# -- issue 15: the shared pool (fork when safe, guided chunks) ------------------------------------
+def _same_json(r) -> dict:
+    d = r.to_json()
+    for k in ("workers", "backend", "elapsed", "rate", "out"):
+        d.pop(k)
+    for f in d["failures"]:
+        f.pop("log")
+    return d
+
+
+@pytest.mark.parametrize("strategy", ["random", "pct"])
+def test_json_identical_for_1_2_3_workers_with_a_failing_scenario(strategy, tmp_path):
+    sc = udev()
+    one = explore(sc, strategy, schedules=150, seed=3, out=str(tmp_path / "1"))
+    assert one.failures and one.first_failure_at is not None
+    for w in (2, 3):
+        many = explore(sc, strategy, schedules=150, seed=3, workers=w, min_parallel_s=0,
+                       out=str(tmp_path / str(w)))
+        assert many.backend == "processes" and many.parallel.chunks_helpers > 0
+        assert _same_json(many) == _same_json(one)
+        # the saved logs are the same runs: byte-identical files
+        for a, b in zip(one.failures, many.failures):
+            assert Path(a.log).read_bytes() == Path(b.log).read_bytes()
+
+
+def test_spawned_helpers_give_the_same_result_as_forked(monkeypatch):
+    import multiprocessing
+    import fadumpsim.replay.explore as E
+    sc = udev()
+    res = {}
+    for method in ("fork", "spawn"):
+        monkeypatch.setattr(E, "helper_context", lambda m=method: multiprocessing.get_context(m))
+        res[method] = explore(sc, "random", schedules=60, seed=9, workers=2, min_parallel_s=0)
+        assert res[method].parallel.start_method == method
+    assert _same_json(res["fork"]) == _same_json(res["spawn"])
+
+
+def test_helpers_fork_only_when_no_other_thread_runs():
+    """In a fresh interpreter (this pytest process may hold other tests' threads)."""
+    import subprocess
+    import sys
+    code = """if True:
+        import threading
+        from fadumpsim.replay.explore import helper_context
+        a = helper_context().get_start_method()
+        stop = threading.Event()
+        t = threading.Thread(target=stop.wait)
+        t.start()
+        b = helper_context().get_start_method()
+        stop.set(); t.join()
+        print(a, b)
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["fork", "spawn"]
+
+
+def test_guided_chunks_cover_every_schedule_once_and_shrink_to_a_batch():
+    from fadumpsim.replay.explore import BATCH
+    r = explore(udev(), "random", schedules=400, seed=1, workers=2, min_parallel_s=0)
+    sizes = r.parallel.sizes
+    assert sum(sizes) == 400 - BATCH and r.schedules == 400
+    assert sizes[0] > BATCH and all(s == BATCH for s in sizes[-3:-1]) and sizes[-1] <= BATCH
+    assert sizes == sorted(sizes, reverse=True)
+    assert r.parallel.chunks_self + r.parallel.chunks_helpers == len(sizes)

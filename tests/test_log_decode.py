@@ -463,3 +463,20 @@ def test_forged_record_in_a_batch(tmp_path: Path, monkeypatch, wire, cause) -> N
     assert fast[1] == offs[700] and str(fast[3]) == str(slow[3])
     want = f"malformed record ({cause}" if cause else "undecodable record"
     assert fast[3].cause.startswith(want), fast[3]
+
+
+def test_u64_lists_of_eight_or_more_are_packed_as_ext3_and_read_back():
+    # docs/log-format.md: inside a deflated payload "every list of 8 or more unsigned
+    # 64-bit ints ... is an ext 3"; shorter ones stay plain, and the reader takes both.
+    import msgpack
+
+    from fadumpsim.events import codec
+    regs8 = [0xC000000000000000 + 8 * i for i in range(8)]
+    packed = codec._pack_u64_lists({"r": regs8, "s": regs8[:7], "n": [[*regs8, 1 << 63]]})
+    assert isinstance(packed["r"], msgpack.ExtType) and packed["r"].code == 3
+    assert packed["s"] == regs8[:7]
+    assert isinstance(packed["n"][0], msgpack.ExtType)
+    back = msgpack.unpackb(msgpack.packb(packed), ext_hook=codec._inner_hook)
+    assert back == {"r": regs8, "s": regs8[:7], "n": [[*regs8, 1 << 63]]}
+    with pytest.raises(ValueError):  # a packed list shorter than 8 is damage
+        codec._inner_hook(3, msgpack.packb(regs8[:7]))

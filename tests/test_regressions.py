@@ -7,6 +7,8 @@ it survives refactoring of the code under it. Messages are matched without their
 """
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from fadumpsim.actors.sizes import GB, MB
@@ -237,10 +239,12 @@ def test_contiguity_check_sees_a_trailing_hole(run):
 
 
 # -- the DLPAR scan over LMBs jumps over registered fadump areas, with the same answers ---------------------------
-@pytest.mark.parametrize("revert", [[], ["hotplug-protect"]])
+@pytest.mark.parametrize("revert", [[], ["hotplug-protect"], "upstream"])
 @pytest.mark.parametrize("memory,lmb", [("64G", "256M"), ("16G", "128M"), ("8G", "256M")])
 def test_removable_scan_equals_asking_every_lmb(run, revert, memory, lmb):
-    res = run(f'name = "scan"\n[machine]\nmemory = "{memory}"\nlmb_size = "{lmb}"\n'
+    head = 'profile = "upstream"\n' if revert == "upstream" else ""
+    revert = [] if revert == "upstream" else revert
+    res = run(head + f'name = "scan"\n[machine]\nmemory = "{memory}"\nlmb_size = "{lmb}"\n'
               f'[kernel]\nrevert = {revert!r}\n'.replace("'", '"') + script("k", "kernel", REG),
               keep_sched=True)
     k = res.sched.actors["kernel"]
@@ -251,13 +255,87 @@ def test_removable_scan_equals_asking_every_lmb(run, revert, memory, lmb):
         assert list(k.removable_lmbs(start)) == [i for i in brute if i >= start]
     # the jump is what makes it cheap: far fewer lmb_is_removable calls than LMBs scanned
     calls = 0
-    orig = k.lmb_is_removable
+    orig = k._lmb_removable
 
     def counted(i):
         nonlocal calls
         calls += 1
         return orig(i)
-    k.lmb_is_removable = counted
+    k._lmb_removable = counted
     first = next(k.removable_lmbs(), None)
     assert first is not None and first >= 3  # the areas come first: boot memory from 0
     assert calls < first  # fewer questions than LMBs passed over
+
+
+@pytest.mark.parametrize("registered", [False, True])
+def test_removable_scan_jumps_over_unmovable_extents(run, registered):
+    """Remove by count scans for removable LMBs: a 2TB kernel allocation on 8TB of 64MB
+    LMBs (32,768 LMBs of kernel pages) is one jump, with the answers of asking every LMB."""
+    res = run('name = "scan"\n[machine]\nmemory = "8T"\nlmb_size = "64M"\n'
+              '[workload]\nkernel = "2T"\nuser = "64G"\n'
+              + (script("k", "kernel", REG) if registered else ""), keep_sched=True)
+    k = res.sched.actors["kernel"]
+    assert k.fw.dump_registered == registered
+    calls = 0
+    orig = k._lmb_removable
+
+    def counted(i):
+        nonlocal calls
+        calls += 1
+        return orig(i)
+    k._lmb_removable = counted
+    got = list(itertools.islice(k.removable_lmbs(), 64))
+    assert calls < 1000, calls
+    k._lmb_removable = orig
+    brute = []
+    for i in range(len(k.drmem)):
+        if k.drmem[i] and k.lmb_is_removable(i)[0]:
+            brute.append(i)
+            if len(brute) == 64:
+                break
+    assert got == brute and len(got) == 64
+    unmovable = sum(1 for i in range(brute[-1]) if k.drmem[i] and not k.lmb_is_removable(i)[0])
+    assert unmovable > 10 * calls  # the scan passed over them without asking each
+
+
+# -- lsmem reads blocks as runs: the same text as asking every block ----------------------------------------
+def _blocks_one_by_one(k):
+    """The per-block walk memory_blocks() replaced (the reference)."""
+    out = []
+    for lmb in range(len(k.drmem)):
+        if not k.drmem[lmb]:
+            continue
+        s, e = k.lmb_range(lmb)
+        b = k._memory_block(lmb, s, e, list(k.mm.pages.pieces(s, e)))
+        if b is not None:
+            out.append(b)
+    return out
+
+
+@pytest.mark.parametrize("toml", [
+    '[machine]\nmemory = "64G"\nlmb_size = "256M"\nnodes = 4\nunassigned = [9, 40]\n'
+    '[workload]\nkernel = "3G"\nuser = "5G"\n',
+    '[machine]\nmemory = "16G"\nlmb_size = "128M"\n[kernel]\ncmdline = "fadump=on mem=9G"\n',
+    'profile = "upstream"\n[machine]\nmemory = "32G"\nnodes = 2\n[workload]\ncache = "2G"\n',
+])
+def test_lsmem_runs_read_like_every_block(run, toml):
+    from fadumpsim.actors.kernel import shell
+    res = run('name = "ls"\n' + toml + script("k", "kernel", REG)
+              + script("d", "hotplug", "drmgr -c mem -r -q 3", after=["k"]), keep_sched=True)
+    k = res.sched.actors["kernel"]
+    ref = shell.lsmem(_blocks_one_by_one(k), k.machine.lmb_size)
+    assert shell.lsmem(k.memory_blocks(), k.machine.lmb_size) == ref
+    assert ref.count("\n") > 6  # several rows: zones, nodes, holes, removability differ
+
+
+def test_lsmem_on_64tb_asks_a_few_blocks(run):
+    res = run('name = "ls"\n[machine]\nmemory = "64T"\nmax_memory = "64T"\nnodes = 2\n'
+              '[workload]\nkernel = "1T"\nuser = "2T"\n' + script("k", "kernel", REG),
+              keep_sched=True)
+    k = res.sched.actors["kernel"]
+    calls = []
+    orig = k._memory_block
+    k._memory_block = lambda *a: calls.append(a[0]) or orig(*a)
+    blocks = k.memory_blocks()
+    assert len(k.drmem) == 262144 and len(calls) < 200, len(calls)
+    assert sum(b["last"] - b["index"] + 1 for b in blocks) == 262144

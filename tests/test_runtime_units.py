@@ -329,3 +329,56 @@ def test_a_log_cut_by_the_event_cap_replays_to_its_end_and_stops(tmp_path):
     res, _ = api.replay(str(p))  # the replay must stop where the recording was cut
     assert res.events == 10
     assert [v["invariant"] for v in res.violations] == ["liveness"]  # the cap, as recorded
+
+
+class Chatty(SimActor):
+    def on_opt_go(self, ev) -> None:
+        for n in range(3):
+            self.send("b", "opt.n", {"n": n})
+        self.send("a", "opt.n", {"n": 9})
+
+
+def test_messages_an_actor_sends_are_numbered_per_channel_from_1():
+    s = _sched((Chatty, "a"), (Sink, "b"))
+    s.inject("a", "opt.go", {"n": 0})
+    s.step()
+    assert [ev.chan_seq for ev in s.channels[("a", "b")]] == [1, 2, 3]
+    assert [ev.chan_seq for ev in s.channels[("a", "a")]] == [1]
+    assert all(ev.cause == 1 for ev in s.channels[("a", "b")])
+
+
+class Sloppy(SimActor):
+    def on_opt_go(self, ev) -> None:
+        self.send("a", "opt.n", {"m": 1})  # not the declared field
+
+
+def test_a_payload_that_differs_from_its_declaration_is_refused_at_send():
+    from fadumpsim.events.types import PayloadError
+    s = _sched((Sloppy, "a"))
+    s.inject("a", "opt.go", {"n": 0})
+    with pytest.raises(Exception) as e:
+        s.run()
+    assert isinstance(e.value.exc, PayloadError)
+    assert "opt.n: payload fields ['m'] != declared ['n']" in str(e.value.exc)
+    assert not s.channels.get(("a", "a"))  # nothing was sent
+
+
+def test_a_replay_mismatch_names_the_recorded_events_number_and_receiver():
+    # record layout: seq, time, src, dst, type, cause, chan_seq, payload
+    from fadumpsim.replay.runtime import Divergence
+    want = [[1, 1000, "sim", "kernel", "cmd.run", 0, 1, {"n": 1}],
+            [2, 2000, "kernel", "firmware", "rtas.call", 1, 1, {"n": 2}]]
+    v = replayer._Verifier(want)
+    v(list(want[0]))
+    produced = [2, 2000, "kernel", "firmware", "rtas.call", 1, 1, {"n": 3}]
+    with pytest.raises(Divergence) as e:
+        v(produced)
+    assert (e.value.seq, e.value.actor) == (2, "firmware")
+    assert e.value.recorded == want[1] and e.value.produced == produced
+    assert e.value.why == "produced event differs from the record"
+    short = replayer._Verifier(want[:1])
+    short(list(want[0]))
+    with pytest.raises(Divergence) as e:  # one more than the log holds
+        short([2, 9000, "sim", "hotplug", "x", 0, 1, {}])
+    assert (e.value.seq, e.value.actor) == (2, "hotplug")
+    assert e.value.why == "the run goes on past the end of the log"

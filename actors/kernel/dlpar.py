@@ -36,14 +36,21 @@ class DlparMixin:
         return addr + size > RMA_START and addr <= fw.boot_memory_size
 
     def lmb_is_removable(self, lmb: int) -> tuple[bool, str]:
+        ok, why, _next = self._lmb_removable(lmb)
+        return ok, why
+
+    def _lmb_removable(self, lmb: int) -> tuple[bool, str, int]:
+        """lmb_is_removable() and the first LMB a scan need ask next: every LMB below it
+        overlaps what made this one unremovable (an unmovable extent, a CMA area)."""
         if not self.drmem[lmb]:
-            return False, "not assigned"
+            return False, "not assigned", lmb + 1
         s, e = self.lmb_range(lmb)
         if self.is_fadump_memory_area(s, e - s):
-            return False, "fadump area"
-        if not self.mm.section_removable(s, e):
-            return False, "unmovable pages"
-        return True, ""
+            return False, "fadump area", lmb + 1
+        until = self.mm.unremovable_until(s, e)
+        if until is not None:
+            return False, "unmovable pages", max(lmb + 1, until // self.machine.lmb_size)
+        return True, "", lmb + 1
 
     def fadump_area_end(self, lmb: int) -> int:
         """The first LMB after the run of fadump-area LMBs that `lmb` lies in (lmb + 1 when
@@ -51,12 +58,16 @@ class DlparMixin:
         LMB indices [start // L, end // L + 1), so a scan can jump over a registered
         area's 13,000 LMBs (64TB) instead of asking each one (same answers, tested)."""
         fw = self.fw
-        if self.cfg.profile == "upstream" or not fw.dump_registered:
+        if not fw.dump_registered:
             return lmb + 1
         L = self.machine.lmb_size
-        areas = [(RMA_START, fw.boot_memory_size)]
-        if self.cfg.has("hotplug-protect"):
-            areas.append(fw.reserved_area())
+        if self.cfg.profile == "upstream":
+            # mainline: the reserved area, and `addr <= boot_mem_top` (the same index range)
+            areas = [(RMA_START, fw.boot_mem_top), fw.reserved_area()]
+        else:
+            areas = [(RMA_START, fw.boot_memory_size)]
+            if self.cfg.has("hotplug-protect"):
+                areas.append(fw.reserved_area())
         end = lmb + 1
         for a, b in areas:
             if a // L <= lmb < b // L + 1:
@@ -68,12 +79,14 @@ class DlparMixin:
         drmem, n, i = self.drmem, len(self.drmem), max(start, 0)
         while i < n:
             if drmem[i]:
-                ok, why = self.lmb_is_removable(i)
+                ok, why, nxt = self._lmb_removable(i)
                 if ok:
                     yield i
                 elif why == "fadump area":
                     i = self.fadump_area_end(i)
                     continue
+                i = nxt
+                continue
             i += 1
 
     # -- handlers ---------------------------------------------------------------------------------

@@ -24,13 +24,14 @@ def free_m(info: dict[str, int]) -> str:
 def lsmem(blocks: list[dict[str, Any]], block_size: int) -> str:
     """`lsmem -o RANGE,SIZE,STATE,REMOVABLE,BLOCK,NODE,ZONES` with lsmem's merging."""
     rows: list[list[Any]] = []
-    for b in blocks:
+    for b in blocks:  # a run of blocks that read alike: index..last (memory_blocks)
         key = (b["state"], b["removable"], b["node"], b["zones"])
+        last = b.get("last", b["index"])
         if rows and rows[-1][5] == key and rows[-1][1] == b["start"] and rows[-1][4] == b["index"] - 1:
             rows[-1][1] = b["end"]
-            rows[-1][4] = b["index"]
+            rows[-1][4] = last
         else:
-            rows.append([b["start"], b["end"], b["index"], b, b["index"], key])
+            rows.append([b["start"], b["end"], b["index"], b, last, key])
     out = []
     hdr = ("RANGE", "SIZE", "STATE", "REMOVABLE", "BLOCK", "NODE", "ZONES")
     table = []
