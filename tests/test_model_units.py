@@ -197,3 +197,71 @@ def test_single_zone_at_the_edges_of_zone_movable_and_of_a_node():
     assert not mm.single_zone(3 * L, 5 * L)       # spans Normal and Movable
     # nodes split at 2GB: an LMB ending there is on node 0 alone
     assert mm.single_zone(7 * L, 8 * L) and not mm.single_zone(7 * L, 9 * L)
+
+
+# -- drmgr's DLPAR steps, driven one reply at a time (actors/hotplug.py) -----------------------
+class _Hp:
+    """A Hotplug whose sends are collected instead of delivered."""
+
+    def __new__(cls, machine):
+        from fadumpsim.actors.hotplug import Hotplug
+        hp = Hotplug("hotplug", machine)
+        hp.printed = []
+        hp.send = lambda dst, type_, payload=None, **kw: hp.printed.append(payload["msg"]) \
+            if type_ == "hp.printk" else None
+        return hp
+
+
+def _drive(gen, answer):
+    """Run an op generator, answering each Call with answer(call); returns (rc, calls)."""
+    calls, reply = [], None
+    try:
+        while True:
+            call = gen.send(reply)
+            calls.append((call.type, dict(call.payload)))
+            reply = answer(call)
+    except StopIteration as stop:
+        return stop.value, calls
+
+
+def test_hot_add_that_gets_too_few_lmbs_removes_the_ones_it_added():
+    # dlpar_memory_add_by_count(): an LMB firmware refuses is skipped; when fewer than n
+    # were added, "Memory hot-add failed, removing any added LMBs" and each added one is
+    # offlined, removed and its DRC released again (the partition is as before).
+    m = Machine.from_dict({"memory": "4G", "lmb_size": "256M"})
+    hp = _Hp(m)
+
+    def answer(call):
+        if call.type == "hp.lmbs":
+            return {"lmbs": [[0, 16, 1], [16, 3, 0]]}
+        if call.type == "dlpar.acquire_drc":  # firmware refuses LMB 17
+            return {"rc": -1 if call.payload["drc_index"] == 0x80000000 + 17 else 0}
+        return {"rc": 0}
+
+    rc, calls = _drive(hp.add_by_count(3), answer)
+    assert rc != 0
+    assert "Memory hot-add failed, removing any added LMBs" in " ".join(hp.printed)
+    added = [p["lmb"] for t, p in calls if t == "hp.add_memory"]
+    assert added == [16, 18]
+    assert [p["lmb"] for t, p in calls if t == "hp.remove_memory"] == added
+    released = [p["drc_index"] - 0x80000000 for t, p in calls if t == "dlpar.release_drc"]
+    assert released == added
+    assert hp.in_transit == []
+
+
+def test_remove_by_index_leaves_nothing_in_transit():
+    m = Machine.from_dict({"memory": "4G", "lmb_size": "256M"})
+    hp = _Hp(m)
+
+    def answer(call):
+        if call.type == "hp.is_removable":
+            return {"removable": True, "rc": 0}
+        return {"rc": 0, "removable": True}
+
+    rc, calls = _drive(hp.remove_by_index(0x80000000 + 12), answer)
+    assert rc == 0, calls
+    assert [t for t, _ in calls if t in ("hp.offline", "hp.remove_memory", "dlpar.release_drc")] \
+        == ["hp.offline", "hp.remove_memory", "dlpar.release_drc"]
+    assert hp.in_transit == []
+    assert hp.snapshot()["in_transit"] == []
+    assert any(m_.endswith("Memory at c0000000 was hot-removed") for m_ in hp.printed)
