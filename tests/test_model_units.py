@@ -265,3 +265,16 @@ def test_remove_by_index_leaves_nothing_in_transit():
     assert hp.in_transit == []
     assert hp.snapshot()["in_transit"] == []
     assert any(m_.endswith("Memory at c0000000 was hot-removed") for m_ in hp.printed)
+
+
+def test_remove_by_index_one_past_the_last_lmb_is_einval_not_a_crash():
+    # 4G of 256M LMBs, max_memory 8G: DRC indexes 0x80000000..0x8000001f exist; 0x80000020
+    # names no LMB ("no such LMB"), so drmgr gets EINVAL like any unknown index
+    sc = Scenario.build("rm-past-end", machine={"memory": "4G", "lmb_size": "256M"},
+                        script=[{"name": "d", "actor": "hotplug",
+                                 "run": ["drmgr -c mem -r -s 0x80000020",
+                                         "drmgr -c mem -r -s 0x8000000f"]}])
+    res = sim.run(sc)
+    assert res.failure is None
+    assert [t["exit"] for t in res.transcript] == [1, 0]
+    assert "Invalid argument" in res.transcript[0]["stderr"]
