@@ -480,3 +480,13 @@ def test_u64_lists_of_eight_or_more_are_packed_as_ext3_and_read_back():
     assert back == {"r": regs8, "s": regs8[:7], "n": [[*regs8, 1 << 63]]}
     with pytest.raises(ValueError):  # a packed list shorter than 8 is damage
         codec._inner_hook(3, msgpack.packb(regs8[:7]))
+
+
+def test_a_name_index_is_known_up_to_the_last_name_and_not_one_past():
+    from fadumpsim.events import codec
+    dec = codec.RecordDecoder(codec.Inflater(), 1 << 20)
+    n = len(dec.names)
+    assert dec._name(n - 1, "src") == codec.PRESET_NAMES[-1]
+    with pytest.raises(codec.CodecError, match=rf"record field src is not a name or a known name index \({n}\)"):
+        dec._name(n, "src")
+    assert dec._name("fresh", "dst") == "fresh" and dec._name(n, "src") == "fresh"
