@@ -490,3 +490,17 @@ def test_a_name_index_is_known_up_to_the_last_name_and_not_one_past():
     with pytest.raises(codec.CodecError, match=rf"record field src is not a name or a known name index \({n}\)"):
         dec._name(n, "src")
     assert dec._name("fresh", "dst") == "fresh" and dec._name(n, "src") == "fresh"
+
+
+def test_the_name_table_stops_at_max_names_and_an_index_past_it_is_damage():
+    # the writer interns at most MAX_NAMES names; a forged log that goes on naming new
+    # strings cannot make index MAX_NAMES mean anything
+    from fadumpsim.events import codec
+    dec = codec.RecordDecoder(codec.Inflater(), 1 << 20)
+    for i in range(codec.MAX_NAMES - len(dec.names)):
+        dec._name(f"n{i}", "src")
+    assert len(dec.names) == codec.MAX_NAMES
+    assert dec._name("one-too-many", "src") == "one-too-many"
+    assert len(dec.names) == codec.MAX_NAMES
+    with pytest.raises(codec.CodecError):
+        dec._name(codec.MAX_NAMES, "src")
