@@ -277,3 +277,31 @@ def test_remove_by_index_one_past_the_last_lmb_is_einval_not_a_crash():
     assert res.failure is None
     assert [t["exit"] for t in res.transcript] == [1]
     assert "Invalid argument" in res.transcript[0]["stderr"]
+
+
+def test_user_pages_fill_zone_movable_from_its_bottom_and_normal_memory_from_its_top():
+    mm = _mm()
+    mm.pages.assign(0, 8 * PS, "kernel", "k", 0)
+    mm.pages.assign(8 * PS, 16 * PS, "free")
+    mm.movable = (8 * PS, 16 * PS)
+    assert mm._place("user", PS) == [(8 * PS, 9 * PS)]
+    assert mm._place("kernel", PS) is None          # the kernel never takes ZONE_MOVABLE
+    mm.movable = None
+    assert mm._place("user", PS) == [(15 * PS, 16 * PS)]
+
+
+def test_meminfo_used_is_total_minus_free_minus_cache():
+    mm = _mm()
+    mm.pages.assign(0, 8 * PS, "kernel", "k", 0)
+    mm.pages.assign(8 * PS, 10 * PS, "cache", "c", 0)
+    mm.pages.assign(10 * PS, 16 * PS, "free")
+    info = mm.meminfo()
+    assert info == {"total": 16 * PS, "free": 6 * PS, "cache": 2 * PS, "used": 8 * PS,
+                    "available": 8 * PS}
+
+
+@pytest.mark.parametrize("fadump, movable", [("on", True), ("nonmovable", False)])
+def test_the_area_is_zone_movable_only_with_fadump_on(fadump, movable):
+    sc = Scenario.build("zm", machine={"memory": "8G"}, kernel={"cmdline": f"fadump={fadump}"})
+    res = sim.run(sc, keep_sched=True)
+    assert res.sched.actors["kernel"].fw.zone_movable is movable
