@@ -38,6 +38,12 @@ def test_release_mem_accounting(run):
     assert cap.mm.movable is None              # not ZONE_MOVABLE until the next fresh boot
     assert "Movable" not in t[3]["stdout"]
     assert not res.violations
+    # memblock.reserved follows the release: the new area stays reserved, and nothing
+    # reserved is memory the release handed back (the old, larger range is gone)
+    ra_s, ra_e = cap.fw.reserved_area()
+    assert [ra_s, ra_e] in [list(r) for r in cap.mm.reserved]
+    for s, e in cap.mm.reserved:
+        assert all(k != "free" for _s, _e, k, _t, _b in cap.mm.pages.pieces(s, e)), (s, e)
 
 
 def test_udev_rule_unregisters_and_reregisters(run):
