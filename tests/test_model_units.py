@@ -305,3 +305,13 @@ def test_the_area_is_zone_movable_only_with_fadump_on(fadump, movable):
     sc = Scenario.build("zm", machine={"memory": "8G"}, kernel={"cmdline": f"fadump={fadump}"})
     res = sim.run(sc, keep_sched=True)
     assert res.sched.actors["kernel"].fw.zone_movable is movable
+
+
+@pytest.mark.parametrize("mem, adjusted", [("8G", False), ("4G", True)])
+def test_mem_equal_to_the_end_of_dram_is_not_adjusted(mem, adjusted):
+    # fadump_reserve_mem(): only `memory_limit < memblock_end_of_DRAM()` raises the limit
+    # (a plain printk: no "fadump: " prefix)
+    sc = Scenario.build("m", machine={"memory": "8G"}, kernel={"cmdline": f"fadump=on mem={mem}"})
+    res = sim.run(sc)
+    lines = [ln for ln in res.kernel_log if str(ln).startswith("Adjusted memory_limit")]
+    assert bool(lines) is adjusted
