@@ -504,3 +504,16 @@ def test_the_name_table_stops_at_max_names_and_an_index_past_it_is_damage():
     assert len(dec.names) == codec.MAX_NAMES
     with pytest.raises(codec.CodecError):
         dec._name(codec.MAX_NAMES, "src")
+
+
+def test_dcause_and_chan_seq_zero_are_valid_and_negative_ones_are_damage():
+    # docs/log-format.md: dcause and chan_seq are ints >= 0 (cause = seq - dcause, so
+    # dcause = seq is an injected event's cause 0); checked on the one-by-one path that
+    # large and deflated records take
+    from fadumpsim.events import codec
+    dec = codec.RecordDecoder(codec.Inflater(), 1 << 20)
+    assert dec.finish([5, "sim", "kernel", "x.y", 0, 0, {"a": 1}], 1, 30)[5:] == [1, 0, {"a": 1}]
+    assert dec.finish([5, "sim", "kernel", "x.y", 2, 3, {"a": 1}], 2, 30)[5:] == [0, 3, {"a": 1}]
+    for bad in ([5, "sim", "kernel", "x.y", -1, 0, {}], [5, "sim", "kernel", "x.y", 0, -1, {}]):
+        with pytest.raises(codec.CodecError, match="cause or chan_seq is not a 64-bit int"):
+            codec.RecordDecoder(codec.Inflater(), 1 << 20).finish(bad, 1, 30)
