@@ -369,6 +369,9 @@ def _nested(depth: int):
      "malformed record (misplaced msgpack extension)"),
     (wire(4, [0, "a", "b", "t", 1, 1, msgpack.ExtType(2, msgpack.packb({}))]),
      "malformed record (map-form payload of a type without positional fields)"),
+    (wire(4, [0, "a", "b", CMD_RUN, 1, 1,
+              msgpack.ExtType(2, msgpack.packb({"index": _nested(40), "command": "x"}))]),
+     "malformed record (nesting deeper than 32)"),  # deep inside a map-form payload
     (wire(9, [0, "a", "b", "t", 1, 1, {}]), "checksum mismatch"),  # a frame out of place
     (wire(3, [0, "a", "b", "t", 1, 1, {}]), "checksum mismatch"),
     (b"E\x80\x00" + b"\0" * 8, "malformed frame length"),
