@@ -450,3 +450,13 @@ def test_guided_chunks_cover_every_schedule_once_and_shrink_to_a_batch():
     assert sizes[0] > BATCH and all(s == BATCH for s in sizes[-3:-1]) and sizes[-1] <= BATCH
     assert sizes == sorted(sizes, reverse=True)
     assert r.parallel.chunks_self + r.parallel.chunks_helpers == len(sizes)
+
+
+def test_one_schedule_is_the_least_explore_accepts():
+    from fadumpsim import api
+    r = api.explore("double-registration", "random", schedules=1, seed=3)
+    assert r.schedules == 1
+    with pytest.raises(ValueError, match="schedules must be at least 1"):
+        api.explore("double-registration", "random", schedules=0, seed=3)
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        api.explore("double-registration", "random", schedules=1, workers=0)
