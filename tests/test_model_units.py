@@ -315,3 +315,18 @@ def test_mem_equal_to_the_end_of_dram_is_not_adjusted(mem, adjusted):
     res = sim.run(sc)
     lines = [ln for ln in res.kernel_log if str(ln).startswith("Adjusted memory_limit")]
     assert bool(lines) is adjusted
+
+
+@pytest.mark.parametrize("lock", [True, False])
+def test_registration_under_the_hotplug_lock_never_races_a_dlpar_remove(lock):
+    # [kernel] hotplug_lock = true (the what-if) makes fadump_register_store() take the
+    # device-hotplug lock after fadump_mutex: no order of the DLPAR remove of LMB 3 can
+    # then break the reserved area; without it some order does (the RFC's race)
+    from fadumpsim import api
+    from fadumpsim.scenario import load
+    sc = load("hotplug-lock-registration")
+    data = dict(sc.data, kernel=dict(sc.data.get("kernel", {}), hotplug_lock=lock))
+    r = api.explore(Scenario(data, source=sc.source), "exhaustive", schedules=5000)
+    assert r.complete
+    found = sorted({i for f in r.failures for i in f.invariants})
+    assert found == ([] if lock else ["reserved-area-intact"])
