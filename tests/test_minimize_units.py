@@ -5,6 +5,8 @@ each test fails on a plausible one-line change (`tools/mutation.py --area minimi
 """
 from __future__ import annotations
 
+import pytest
+
 from fadumpsim.events.envelope import Event
 from fadumpsim.replay.constraints import Constraint, ConstraintStrategy, delivery_ids
 from fadumpsim.replay.minimize import (Deviation, DeviationStrategy, causal_minimize, constraint_signature,
@@ -219,3 +221,49 @@ def test_constraint_ddmin_finds_the_needed_few_in_fewer_runs_than_one_at_a_time(
         assert base == needed
         # ddmin drops chunks: on a sparse answer it must beat the one-at-a-time baseline
         assert sh.runs < base_runs, (n, need, sh.runs, base_runs)
+
+
+def _reference_ddmin_runs(cs: list, needed: set) -> tuple[list, int]:
+    """Zeller's ddmin, complements only (the variant the shrinkers use), written from the
+    paper: granularity n starts at 2; a passing complement becomes the input and n drops
+    to max(n - 1, 2); otherwise n doubles up to len; stop at n >= len. Then single
+    removals to a fixpoint. Counts runs (the empty set is tried first)."""
+    runs = 1
+    if needed <= set():
+        return [], runs
+    best, n = list(cs), 2
+    while len(best) >= 2:
+        size = max(1, len(best) // n)
+        chunks = [best[i:i + size] for i in range(0, len(best), size)]
+        for k in range(len(chunks)):
+            cand = [c for j, ch in enumerate(chunks) if j != k for c in ch]
+            runs += 1
+            if needed <= set(cand):
+                best, n = cand, max(n - 1, 2)
+                break
+        else:
+            if n >= len(best):
+                break
+            n = min(len(best), 2 * n)
+    changed = True
+    while changed:
+        changed = False
+        for k in range(len(best)):
+            runs += 1
+            if needed <= set(best[:k] + best[k + 1:]):
+                best, changed = best[:k] + best[k + 1:], True
+                break
+    return best, runs
+
+
+@pytest.mark.parametrize("n, need", [(16, (3, 12)), (32, (5, 6, 30)), (9, (0, 8)),
+                                     (24, (1, 2, 3, 20)), (7, (6,))])
+def test_constraint_ddmin_runs_exactly_as_many_tests_as_the_reference(n, need):
+    from fadumpsim.replay.minimize import _ConstraintShrinker
+    cs = [_numbered(i) for i in range(n)]
+    needed = [_numbered(i) for i in need]
+    sh = _ConstraintShrinker(_Needs(needed), X, 10_000)
+    got = sh.shrink(cs)
+    ref, ref_runs = _reference_ddmin_runs(cs, set(needed))
+    assert got == ref == needed
+    assert sh.runs == ref_runs
