@@ -766,3 +766,25 @@ def test_fsync_once_at_close_only_when_durable(tmp_path: Path, monkeypatch, dura
     w.close()
     assert len(calls) == fsyncs
     assert len(read_log(tmp_path / "f.log")[1]) == 3000
+
+
+@pytest.mark.parametrize("bad, why", [
+    ({"seq": 1}, "record is a dict, not a list"),
+    (7, "record is a int, not a list"),
+    ((1, 0, "a", "b", "t", 0, 1, {}), "record is a tuple, not a list"),
+])
+def test_append_names_a_record_that_is_not_a_list(tmp_path: Path, bad, why) -> None:
+    w = LogWriter(str(tmp_path / "x.fadlog"), {"seed": 0})
+    with pytest.raises(ValueError) as e:
+        w.append(bad)
+    assert str(e.value).endswith(why)
+    w.abort({})
+
+
+def test_reading_a_log_prints_no_warning(sample, recwarn) -> None:
+    import warnings
+    path, _data = sample
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        header, got, trailer, err = read_log(path)
+    assert err is None and got == RECORDS
