@@ -504,6 +504,7 @@ def test_non_regular_files_are_refused_without_reading(tmp_path: Path) -> None:
     with pytest.raises(LogFormatError) as ei:
         LogReader(fifo)  # returns at once (no writer needed)
     assert str(ei.value) == f"{fifo}: cannot open log (is a FIFO, not a regular file)"
+    assert ei.value.offset == -1  # no byte of it was read: no position to name
     with pytest.raises(LogFormatError, match="is a character device, not a regular file"):
         read_log("/dev/zero")
     with pytest.raises(LogFormatError, match="is a directory, not a regular file"):
