@@ -330,3 +330,19 @@ def test_registration_under_the_hotplug_lock_never_races_a_dlpar_remove(lock):
     assert r.complete
     found = sorted({i for f in r.failures for i in f.invariants})
     assert found == ([] if lock else ["reserved-area-intact"])
+
+
+def test_a_crash_info_header_with_another_magic_is_not_valid(monkeypatch):
+    # process_fadump(): a header at fadumphdr_addr whose magic is not "FADMPINF" (here
+    # written by a kernel that got it wrong) is refused like a missing one
+    import fadumpsim.actors.kernel.fadump as fadump_mod
+    sc = Scenario.build("magic", machine={"memory": "8G"}, script=[
+        {"name": "k", "actor": "kernel",
+         "run": ["echo 1 > /sys/kernel/fadump_registered", "echo c > /proc/sysrq-trigger"]},
+        {"name": "c", "actor": "capture", "run": ["free -m"]}])
+    good = sim.run(sc)
+    assert good.dump["status"] == "available"
+    monkeypatch.setattr(fadump_mod, "CRASH_INFO_MAGIC", "FADMPINX")
+    bad = sim.run(sc)
+    assert "Crash info header is not valid." in bad.kernel_log
+    assert bad.dump["status"] == "invalid"
