@@ -460,3 +460,19 @@ def test_one_schedule_is_the_least_explore_accepts():
         api.explore("double-registration", "random", schedules=0, seed=3)
     with pytest.raises(ValueError, match="workers must be at least 1"):
         api.explore("double-registration", "random", schedules=1, workers=0)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+@pytest.mark.parametrize("terminate", [False, True])
+def test_the_dask_executor_closes_its_client_and_cluster(terminate):
+    pytest.importorskip("dask.distributed")
+    from fadumpsim.replay.explore import make_executor
+    ex = make_executor(2, "local", dask_processes=False)
+    assert list(ex.imap(_square, [(i,) for i in range(6)])) == [0, 1, 4, 9, 16, 25]
+    client, cluster = ex.client, ex.cluster
+    ex.close(terminate=terminate)
+    assert client.status == "closed"
+    assert cluster.status.name == "closed"
