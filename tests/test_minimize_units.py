@@ -267,3 +267,29 @@ def test_constraint_ddmin_runs_exactly_as_many_tests_as_the_reference(n, need):
     ref, ref_runs = _reference_ddmin_runs(cs, set(needed))
     assert got == ref == needed
     assert sh.runs == ref_runs
+
+
+@pytest.mark.parametrize("n, need", [(16, (3, 12)), (9, (0, 8)), (24, (1, 2, 3, 20)), (7, (6,))])
+def test_deviation_ddmin_runs_exactly_as_many_tests_as_the_reference(n, need):
+    # the deviation phase's shrinker on a stand-in test: a candidate "fails the same way"
+    # exactly when it keeps every needed rule (each rule is one deviation)
+    from types import SimpleNamespace as NS
+
+    from fadumpsim.replay.minimize import _Shrinker
+
+    class Stand(_Shrinker):
+        def __init__(self, needed):
+            self.needed, self.runs, self.max_runs = set(needed), 0, 10_000
+
+        def test(self, cand):
+            self.runs += 1
+            return (self.needed <= set(cand),
+                    NS(devs=[NS(fwd=f, over=o) for f, o in cand]), NS(events=10))
+
+    rules = [((i, "a"), (i, "b")) for i in range(n)]
+    needed = [rules[i] for i in need]
+    sh = Stand(needed)
+    best, _strat, _res = sh.shrink(rules, 10)
+    ref, ref_runs = _reference_ddmin_runs(rules, set(needed))
+    assert best == ref == needed
+    assert sh.runs == ref_runs
