@@ -789,3 +789,48 @@ def test_reading_a_log_prints_no_warning(sample, recwarn) -> None:
         warnings.simplefilter("error")
         header, got, trailer, err = read_log(path)
     assert err is None and got == RECORDS
+
+
+@pytest.mark.parametrize("bad, why", [
+    ([1, 0, "a", "b", "t", 0, 1], "record has 7 fields, not 8"),
+    ([2, 1, "a", "b", "t", 0, 1, {}], "record seq 2 is out of sequence (expected 1)"),
+    ([1, -1, "a", "b", "t", 0, 1, {}], "record field time -1 is not an unsigned 64-bit int"),
+])
+def test_append_names_what_is_wrong_with_a_record(tmp_path: Path, bad, why) -> None:
+    w = LogWriter(str(tmp_path / "x.fadlog"), {"seed": 0})
+    with pytest.raises(ValueError) as e:
+        w.append(bad)
+    assert str(e.value) == f"{tmp_path / 'x.fadlog'}: {why}"
+    w.append([1, 0, "a", "b", "t", 0, 1, {}])  # the right record still goes in
+    w.close({})
+
+
+def test_a_directory_that_cannot_be_opened_skips_its_fsync(tmp_path: Path, monkeypatch) -> None:
+    from fadumpsim.events import logfile as L
+    real_open = os.open
+
+    def no_dirs(p, flags, *a):
+        if os.path.isdir(p):
+            raise PermissionError(13, "Permission denied", p)
+        return real_open(p, flags, *a)
+
+    monkeypatch.setattr(L.os, "open", no_dirs)
+    calls = []
+    monkeypatch.setattr(L.os, "fsync", lambda fd: calls.append(fd))
+    L._fsync_dir(str(tmp_path / "x.fadlog"))  # best effort: no error, nothing fsynced
+    assert calls == []
+
+
+def test_a_readers_error_describes_its_last_read(sample) -> None:
+    path, _data = sample
+    r = LogReader(path)
+    r.error = LogFormatError(str(path), 7, "left over from an earlier read")
+    assert list(r) == RECORDS
+    assert r.error is None
+
+
+def test_a_frame_length_of_more_than_five_varint_bytes_is_malformed(tmp_path: Path) -> None:
+    path, off = _forge(tmp_path, b"E" + b"\x80" * 5)
+    with pytest.raises(LogFormatError) as e:
+        list(iter_frames(path))
+    assert (e.value.cause, e.value.offset) == ("malformed frame length", off)
