@@ -328,13 +328,7 @@ class _Pool:
         return self.pool.imap(_call, ((fn, a) for a in args), chunksize=1)
 
     def close(self, terminate: bool = False) -> None:
-        if self.pool is None:
-            return
-        if terminate:
-            self.pool.terminate()
-        else:
-            self.pool.close()
-        self.pool.join()
+        _close_pool(self.pool, terminate)
 
 
 #: guided chunks: each is 1/(GUIDE * participants) of what is left (at least BATCH), so
@@ -471,13 +465,7 @@ class _Shared:
                 merged += 1
 
     def close(self, terminate: bool = False) -> None:
-        if self.pool is None:
-            return
-        if terminate:
-            self.pool.terminate()
-        else:
-            self.pool.close()
-        self.pool.join()
+        _close_pool(self.pool, terminate)
 
 
 @contextmanager
@@ -490,6 +478,17 @@ def _environ(**env: str) -> Iterator[None]:
     finally:
         for k in added:
             os.environ.pop(k, None)
+
+
+def _close_pool(pool: Any, terminate: bool) -> None:
+    """Stop a multiprocessing pool: let it finish, or kill it after a Ctrl-C."""
+    if pool is None:
+        return
+    if terminate:
+        pool.terminate()
+    else:
+        pool.close()
+    pool.join()
 
 
 class _Dask:
