@@ -273,11 +273,7 @@ def check_forged(tmp_path: Path, monkeypatch, n, at) -> None:
     for where, body in at:
         bodies.insert(int(where * len(bodies)), body)
     path = tmp_path / "f.fadlog"
-    data = bytearray(L._encode_header(HEADER, codec.Deflater()))
-    for k, b in enumerate(bodies, 1):
-        data += encode_frame(b"E", b, k)
-    data += L._encode_end(len(bodies), {})
-    path.write_bytes(bytes(data))
+    forged_log(path, bodies)
     fast, slow = both(path, monkeypatch)
     assert fast[0] == slow[0]
     assert str(fast[3]) == str(slow[3])
@@ -357,13 +353,7 @@ def test_payload_nested_33_deep_in_a_short_frame_is_refused(tmp_path: Path) -> N
     bodies = [enc.body(r) for r in recs]
     bodies[550] = msgpack.packb([0, 40, 41, 42, 1, 1, {"a": deep(32)}])
     assert 32 < len(bodies[550]) < 128
-    data = bytearray(L._encode_header(HEADER, codec.Deflater()))
-    offs = []
-    for k, b in enumerate(bodies, 1):
-        offs.append(len(data))
-        data += encode_frame(b"E", b, k)
-    data += L._encode_end(len(bodies), {})
-    path.write_bytes(bytes(data))
+    offs = forged_log(path, bodies)
     got, off, _, err = read(path)
     assert len(got) == 550 and off == offs[550], err
     assert err.cause == "malformed record (nesting deeper than 32)"

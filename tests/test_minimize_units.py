@@ -245,15 +245,8 @@ def _reference_ddmin_runs(cs: list, needed: set) -> tuple[list, int]:
             if n >= len(best):
                 break
             n = min(len(best), 2 * n)
-    changed = True
-    while changed:
-        changed = False
-        for k in range(len(best)):
-            runs += 1
-            if needed <= set(best[:k] + best[k + 1:]):
-                best, changed = best[:k] + best[k + 1:], True
-                break
-    return best, runs
+    best, last = _one_at_a_time(best, needed)
+    return best, runs + last
 
 
 @pytest.mark.parametrize("n, need", [(16, (3, 12)), (32, (5, 6, 30)), (9, (0, 8)),

@@ -200,16 +200,14 @@ def test_single_zone_at_the_edges_of_zone_movable_and_of_a_node():
 
 
 # -- drmgr's DLPAR steps, driven one reply at a time (actors/hotplug.py) -----------------------
-class _Hp:
-    """A Hotplug whose sends are collected instead of delivered."""
-
-    def __new__(cls, machine):
-        from fadumpsim.actors.hotplug import Hotplug
-        hp = Hotplug("hotplug", machine)
-        hp.printed = []
-        hp.send = lambda dst, type_, payload=None, **kw: hp.printed.append(payload["msg"]) \
-            if type_ == "hp.printk" else None
-        return hp
+def _hp(machine):
+    """A Hotplug whose printks are collected and whose other sends go nowhere."""
+    from fadumpsim.actors.hotplug import Hotplug
+    hp = Hotplug("hotplug", machine)
+    hp.printed = []
+    hp.send = lambda dst, type_, payload=None, **kw: hp.printed.append(payload["msg"]) \
+        if type_ == "hp.printk" else None
+    return hp
 
 
 def _drive(gen, answer):
@@ -229,7 +227,7 @@ def test_hot_add_that_gets_too_few_lmbs_removes_the_ones_it_added():
     # were added, "Memory hot-add failed, removing any added LMBs" and each added one is
     # offlined, removed and its DRC released again (the partition is as before).
     m = Machine.from_dict({"memory": "4G", "lmb_size": "256M"})
-    hp = _Hp(m)
+    hp = _hp(m)
 
     def answer(call):
         if call.type == "hp.lmbs":
@@ -251,7 +249,7 @@ def test_hot_add_that_gets_too_few_lmbs_removes_the_ones_it_added():
 
 def test_remove_by_index_leaves_nothing_in_transit():
     m = Machine.from_dict({"memory": "4G", "lmb_size": "256M"})
-    hp = _Hp(m)
+    hp = _hp(m)
 
     def answer(call):
         if call.type == "hp.is_removable":

@@ -8,6 +8,7 @@ it survives refactoring of the code under it. Messages are matched without their
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 
 import pytest
 
@@ -238,6 +239,22 @@ def test_contiguity_check_sees_a_trailing_hole(run):
     assert not k._contiguous(top - 4 * lmb, top - lmb)  # a hole in the middle
 
 
+@contextmanager
+def _counting_lmb_removable(k):
+    """Count the kernel's per-LMB removability questions inside the block ([n])."""
+    calls = [0]
+    orig = k._lmb_removable
+
+    def counted(i):
+        calls[0] += 1
+        return orig(i)
+    k._lmb_removable = counted
+    try:
+        yield calls
+    finally:
+        k._lmb_removable = orig
+
+
 # -- the DLPAR scan over LMBs jumps over registered fadump areas, with the same answers ---------------------------
 @pytest.mark.parametrize("revert", [[], ["hotplug-protect"], "upstream"])
 @pytest.mark.parametrize("memory,lmb", [("64G", "256M"), ("16G", "128M"), ("8G", "256M")])
@@ -254,17 +271,10 @@ def test_removable_scan_equals_asking_every_lmb(run, revert, memory, lmb):
     for start in (0, 1, 5, len(k.drmem) // 3, len(k.drmem) - 1):
         assert list(k.removable_lmbs(start)) == [i for i in brute if i >= start]
     # the jump is what makes it cheap: far fewer lmb_is_removable calls than LMBs scanned
-    calls = 0
-    orig = k._lmb_removable
-
-    def counted(i):
-        nonlocal calls
-        calls += 1
-        return orig(i)
-    k._lmb_removable = counted
-    first = next(k.removable_lmbs(), None)
+    with _counting_lmb_removable(k) as calls:
+        first = next(k.removable_lmbs(), None)
     assert first is not None and first >= 3  # the areas come first: boot memory from 0
-    assert calls < first  # fewer questions than LMBs passed over
+    assert calls[0] < first  # fewer questions than LMBs passed over
 
 
 @pytest.mark.parametrize("registered", [False, True])
@@ -276,17 +286,9 @@ def test_removable_scan_jumps_over_unmovable_extents(run, registered):
               + (script("k", "kernel", REG) if registered else ""), keep_sched=True)
     k = res.sched.actors["kernel"]
     assert k.fw.dump_registered == registered
-    calls = 0
-    orig = k._lmb_removable
-
-    def counted(i):
-        nonlocal calls
-        calls += 1
-        return orig(i)
-    k._lmb_removable = counted
-    got = list(itertools.islice(k.removable_lmbs(), 64))
-    assert calls < 1000, calls
-    k._lmb_removable = orig
+    with _counting_lmb_removable(k) as calls:
+        got = list(itertools.islice(k.removable_lmbs(), 64))
+    assert calls[0] < 1000, calls
     brute = []
     for i in range(len(k.drmem)):
         if k.drmem[i] and k.lmb_is_removable(i)[0]:
@@ -295,7 +297,7 @@ def test_removable_scan_jumps_over_unmovable_extents(run, registered):
                 break
     assert got == brute and len(got) == 64
     unmovable = sum(1 for i in range(brute[-1]) if k.drmem[i] and not k.lmb_is_removable(i)[0])
-    assert unmovable > 10 * calls  # the scan passed over them without asking each
+    assert unmovable > 10 * calls[0]  # the scan passed over them without asking each
 
 
 # -- lsmem reads blocks as runs: the same text as asking every block ----------------------------------------
