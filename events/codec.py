@@ -350,9 +350,16 @@ class RecordDecoder:
             raise CodecError("map-form payload of a type without positional fields")
         raw = self.stream.chunk(x.data, self.max_record) if x.code == 1 else x.data
         self.inflated += len(raw)
+        return self.payload_from_raw(raw, typ, fields, x.code)
+
+    def payload_from_raw(self, raw: bytes, typ: str, fields: tuple[str, ...] | None,
+                         code: int = 1) -> dict:
+        """The second half of `ext_payload`: the payload in `raw` (the inflated bytes of
+        an ext 1, or an ext 2's data), checked. The C fast path (events/_cdecode.c)
+        inflates by itself and calls this for any payload it is not sure of."""
         exts = self.exts
         try:
-            if x.code == 1:
+            if code == 1:
                 inner = msgpack.unpackb(raw, ext_hook=_inner_hook, max_array_len=MAX_CONTAINER,
                                         max_map_len=MAX_CONTAINER)
             else:
@@ -363,7 +370,7 @@ class RecordDecoder:
         if exts:
             exts.clear()
             raise CodecError("misplaced msgpack extension")
-        if fields is None or x.code == 2:
+        if fields is None or code == 2:
             payload = inner
         elif type(inner) is list and len(inner) == len(fields):
             payload = dict(zip(fields, inner))

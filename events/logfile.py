@@ -39,6 +39,7 @@ from typing import Any
 
 import msgpack
 
+from fadumpsim.events import batch as _batch
 from fadumpsim.events.batch import BATCH, FALLBACK, INFLATED, decode_batch
 from fadumpsim.events.codec import (MAX_CONTAINER, MAX_DEPTH, SCHEMA_DIGEST, WIRE_FIELDS,
                                     CodecError, Deflater, Inflater, RecordDecoder,
@@ -83,6 +84,18 @@ CHUNK = 1 << 20
 MAX_RECORD = 16 * 1024 * 1024
 #: Writer flushes its in-memory buffer to the OS once it holds this many bytes.
 _WRITE_FLUSH = 1 << 20
+
+try:  # the optional C fast path (events/_cdecode.c, built by setup.py when gcc is there)
+    from fadumpsim.events import _cdecode
+except ImportError:
+    _cdecode = None
+else:
+    _cdecode.configure(WIRE_FIELDS, CodecError, INFLATED)
+
+#: Decode with the C fast path when it is built, unless the environment variable
+#: FADUMPSIM_PURE_DECODE is set (to anything but "" or "0") when this module is
+#: imported. Tests and benchmarks flip it to run the pure-Python path.
+USE_C: bool = _cdecode is not None and os.environ.get("FADUMPSIM_PURE_DECODE", "") in ("", "0")
 
 _N_FIELDS = 8
 _U64 = 1 << 64
@@ -538,6 +551,8 @@ def _decode_run(buf: bytes, pos: int, expected: int, max_record: int,
     (damage, a new name, a long frame...) is decoded frame by frame by
     `_decode_slow`, the reference path, which finds and names the first damage.
     """
+    if USE_C:
+        return _decode_run_c(buf, pos, expected, max_record, dec, out)
     while True:
         pos, expected, cause, frames = decode_batch(buf, pos, expected, max_record, dec, out)
         if cause is None and frames == BATCH:
@@ -554,6 +569,24 @@ def _decode_run(buf: bytes, pos: int, expected: int, max_record: int,
         if cause is not None:
             return pos, expected, cause
         # the batch stopped early at a frame it does not take: one slow step
+        start = pos
+        pos, expected, cause = _decode_slow(buf, pos, expected, max_record, dec, out, 1)
+        if cause is not None or pos == start:
+            return pos, expected, cause
+
+
+def _decode_run_c(buf: bytes, pos: int, expected: int, max_record: int,
+                  dec: RecordDecoder, out: list) -> tuple[int, int, str | None]:
+    """`_decode_run` with the C fast path: it decodes frame after frame and stops,
+    having changed nothing, at the first frame it is not sure of; that one frame goes
+    to `_decode_slow` (the reference), then C goes on. A damaged deflated payload is
+    the one case C reports itself, with the reference's cause (events/_cdecode.c)."""
+    decode = _cdecode.decode
+    while True:
+        pos, expected, cause = decode(buf, pos, expected, max_record, dec, out,
+                                      _batch.INFLATE_BUDGET)
+        if cause is not None:
+            return pos, expected, (_BATCH_FULL if cause is INFLATED else cause)
         start = pos
         pos, expected, cause = _decode_slow(buf, pos, expected, max_record, dec, out, 1)
         if cause is not None or pos == start:
