@@ -11,6 +11,11 @@
 3. What pins the fast path: it decodes almost every frame of a plain log, one msgpack
    Unpacker per batch, and block (1 MiB read) and batch boundaries do not move a damage
    offset or skip a checksum.
+
+Tests 1 and 2 and the damage tests run against both backends (`backend`: the pure-Python
+batch path, and the C fast path events/_cdecode.c when it is built); the tests of the
+batch path's own mechanics force the pure path (`pure`). tests/test_cdecode.py has the
+C path's own tests.
 """
 from __future__ import annotations
 
@@ -119,6 +124,19 @@ def reference(path: Path) -> tuple[list, int | None, dict | None]:
         pos = h + 4 + n
 
 
+def tagged(v):
+    """`v` with every value's exact type beside it (and dict keys in order), so that
+    `tagged(a) == tagged(b)` fails for 1 vs True vs 1.0 or reordered keys."""
+    t = type(v)
+    if t is list:
+        return ("list", [tagged(x) for x in v])
+    if t is dict:
+        return ("dict", [(tagged(k), tagged(x)) for k, x in v.items()])
+    if t is float:
+        return ("float", v.hex())
+    return (t.__name__, v)
+
+
 def read(path: Path) -> tuple[list, int | None, dict | None, LogFormatError | None]:
     r = LogReader(path)
     recs = r.records()
@@ -174,6 +192,21 @@ def header_end(data: bytes) -> int:
     return h + 4 + n
 
 
+@pytest.fixture(params=["pure", "c"])
+def backend(request, monkeypatch) -> str:
+    """The reader's decode path: pure Python (batch + one by one) or the C fast path."""
+    if request.param == "c" and L._cdecode is None:
+        pytest.skip("the C fast path is not built (tests/test_cdecode.py says if it should be)")
+    monkeypatch.setattr(L, "USE_C", request.param == "c")
+    return request.param
+
+
+@pytest.fixture
+def pure(monkeypatch) -> None:
+    """Tests of the batch path's own mechanics: the pure-Python path."""
+    monkeypatch.setattr(L, "USE_C", False)
+
+
 def small_batches(m: pytest.MonkeyPatch, size: int) -> None:
     """Batches of `size` frames: short generated logs then cross many batch boundaries,
     and most batches (those without a new name) take the batch path."""
@@ -184,8 +217,8 @@ def small_batches(m: pytest.MonkeyPatch, size: int) -> None:
 @FAST
 @given(recs=records(), cut=st.floats(0, 1), flip=st.floats(0, 1), bit=st.integers(0, 7),
        how=st.sampled_from(["intact", "cut", "flip", "both"]), size=st.sampled_from([2, 3, 5, 512]))
-def test_reader_matches_reference_decoder(tmp_path: Path, monkeypatch, recs, cut, flip, bit, how,
-                                          size) -> None:
+def test_reader_matches_reference_decoder(tmp_path: Path, monkeypatch, backend, recs, cut, flip,
+                                          bit, how, size) -> None:
     with monkeypatch.context() as m:
         small_batches(m, size)
         check_against_reference(tmp_path, recs, cut, flip, bit, how)
@@ -203,7 +236,7 @@ def check_against_reference(tmp_path: Path, recs, cut, flip, bit, how) -> None:
     path.write_bytes(data)
     want, want_off, want_trailer = reference(path)
     got, off, trailer, err = read(path)
-    assert got == want
+    assert tagged(got) == tagged(want)
     assert off == want_off, err
     assert trailer == want_trailer
     if how == "intact":
@@ -216,6 +249,7 @@ def check_against_reference(tmp_path: Path, recs, cut, flip, bit, how) -> None:
 # --- batch path vs the one-by-one path on forged frames ----------------------------------------
 
 def slow_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(L, "USE_C", False)
     monkeypatch.setattr(L, "decode_batch", lambda buf, pos, exp, *a: (pos, exp, None, 0))
 
 
@@ -256,8 +290,8 @@ forged_body = st.one_of(
 @FAST
 @given(n=st.integers(0, 1100), at=st.lists(st.tuples(st.floats(0, 1), forged_body), max_size=3),
        size=st.sampled_from([2, 7, 512]))
-def test_batch_path_equals_one_by_one_path_on_forged_frames(tmp_path: Path, monkeypatch, n,
-                                                            at, size) -> None:
+def test_batch_path_equals_one_by_one_path_on_forged_frames(tmp_path: Path, monkeypatch, backend,
+                                                            n, at, size) -> None:
     """CRC-valid frames holding anything: the batch path accepts exactly what the
     reference path accepts and reports the same first damage (offset and cause)."""
     with monkeypatch.context() as m:
@@ -275,14 +309,14 @@ def check_forged(tmp_path: Path, monkeypatch, n, at) -> None:
     path = tmp_path / "f.fadlog"
     forged_log(path, bodies)
     fast, slow = both(path, monkeypatch)
-    assert fast[0] == slow[0]
+    assert tagged(fast[0]) == tagged(slow[0])
     assert str(fast[3]) == str(slow[3])
     assert fast[2] == slow[2]
 
 
 # --- what pins the fast path ------------------------------------------------------------------
 
-def test_plain_log_goes_through_the_batch_path(tmp_path: Path, monkeypatch) -> None:
+def test_plain_log_goes_through_the_batch_path(tmp_path: Path, monkeypatch, pure) -> None:
     path = tmp_path / "t.fadlog"
     recs = toy(20_000)
     write(path, recs)
@@ -312,7 +346,8 @@ def test_plain_log_goes_through_the_batch_path(tmp_path: Path, monkeypatch) -> N
 
 @pytest.mark.parametrize("target", ["chunk", "batch"])
 @pytest.mark.parametrize("damage", ["flip", "cut", "swap"])
-def test_damage_at_block_and_batch_boundaries(tmp_path: Path, target: str, damage: str) -> None:
+def test_damage_at_block_and_batch_boundaries(tmp_path: Path, backend, target: str,
+                                              damage: str) -> None:
     """A frame straddling the 1 MiB read boundary, or the first/last frame of a batch:
     its checksum is checked and the offset is its start."""
     path = tmp_path / "b.fadlog"
@@ -343,7 +378,7 @@ def test_damage_at_block_and_batch_boundaries(tmp_path: Path, target: str, damag
         assert err.cause == ("truncated record" if damage == "cut" else "checksum mismatch")
 
 
-def test_payload_nested_33_deep_in_a_short_frame_is_refused(tmp_path: Path) -> None:
+def test_payload_nested_33_deep_in_a_short_frame_is_refused(tmp_path: Path, backend) -> None:
     """A 40-byte body (too long for the no-check bound) nesting 33 deep: the batch path
     must not take it."""
     path = tmp_path / "d.fadlog"
@@ -371,7 +406,7 @@ def forged_log(path: Path, bodies: list) -> list[int]:
     return offs
 
 
-def test_bad_deflated_payload_inside_a_batch(tmp_path: Path, monkeypatch) -> None:
+def test_bad_deflated_payload_inside_a_batch(tmp_path: Path, monkeypatch, backend) -> None:
     """A deflated payload that does not inflate, in the middle of a batch of good frames:
     the records before it are kept and the damage is at its frame, as one by one."""
     recs = toy(1200)
@@ -387,7 +422,7 @@ def test_bad_deflated_payload_inside_a_batch(tmp_path: Path, monkeypatch) -> Non
 
 
 def test_inflate_budget_ends_a_batch_early_without_losing_records(tmp_path: Path,
-                                                                  monkeypatch) -> None:
+                                                                  monkeypatch, pure) -> None:
     """Payloads of 40 KB that deflate to a few bytes (frames < 128 bytes): a batch stops
     once 1 MiB is inflated and the next one starts at the right frame."""
     recs = [[i, i, "kernel", "sim", "blob", i - 1, 0, {"s": "a" * 40_000 + str(i)}]
@@ -410,7 +445,7 @@ def test_inflate_budget_ends_a_batch_early_without_losing_records(tmp_path: Path
     assert batch.INFLATED in calls
 
 
-def test_objects_must_end_at_frame_ends(tmp_path: Path, monkeypatch) -> None:
+def test_objects_must_end_at_frame_ends(tmp_path: Path, monkeypatch, backend) -> None:
     """Two frames whose bodies hold two good records, but cut in the wrong place (one
     body and a half, then the other half): as many objects as frames, yet damage."""
     recs = toy(1100)
@@ -439,7 +474,7 @@ def test_objects_must_end_at_frame_ends(tmp_path: Path, monkeypatch) -> None:
     ([0, 40, 41, 3, 1, 1, 7], "cmd.run payload has 1 fields, not 2"),
     ([0, 40, 41, 42, 1, 1, msgpack.ExtType(7, b"")], None),
 ])
-def test_forged_record_in_a_batch(tmp_path: Path, monkeypatch, wire, cause) -> None:
+def test_forged_record_in_a_batch(tmp_path: Path, monkeypatch, backend, wire, cause) -> None:
     """One CRC-valid forged record in the middle of a batch of good ones: refused with
     the reference path's cause at its frame, every record before it kept."""
     recs = toy(1100)
