@@ -62,12 +62,16 @@ def runtime(events: int) -> dict[str, float]:
 def logs(events: int) -> dict[str, Any]:
     """Library logs' size; append and decode rates of a library-mix and a toy log, each
     next to the floor of any msgpack log: `msgpack.unpackb` of the same records packed
-    plainly (format 1's body, no framing, no checks), in the same run."""
+    plainly (format 1's body, no framing, no checks), in the same run. Decode is
+    measured with the reader's default backend (`decode_backend`: the C fast path when
+    it is built) and with the pure-Python path (`pure_decode_per_cpu_s`)."""
     import msgpack
 
     import bench_logfile as bl
+    from fadumpsim.events import logfile
     from fadumpsim.events.logfile import LogReader, LogWriter
-    out: dict[str, Any] = {"events": events}
+    backend = "C (events/_cdecode.c)" if logfile.USE_C else "pure Python"
+    out: dict[str, Any] = {"events": events, "decode_backend": backend}
     with tempfile.TemporaryDirectory() as d:
         lib = bl.library_logs(d)
         per = [b / e for _, e, b, _ in lib]
@@ -79,6 +83,13 @@ def logs(events: int) -> dict[str, Any]:
             w_cpu, _, _ = best_of(2, lambda: _write(LogWriter, path, recs))
             r_cpu, _, got = best_of(2, lambda: LogReader(path).records())
             assert got == recs
+            use_c = logfile.USE_C
+            logfile.USE_C = False  # the pure-Python path, same run, same log
+            try:
+                p_cpu, _, got = best_of(2, lambda: LogReader(path).records())
+            finally:
+                logfile.USE_C = use_c
+            assert got == recs
             plain = [msgpack.packb(r) for r in recs]
 
             def bare() -> None:
@@ -88,6 +99,7 @@ def logs(events: int) -> dict[str, Any]:
             b_cpu, _, _ = best_of(2, bare)
             out[label] = {"bytes_per_event": os.path.getsize(path) / events,
                           "append_per_cpu_s": events / w_cpu, "decode_per_cpu_s": events / r_cpu,
+                          "pure_decode_per_cpu_s": events / p_cpu,
                           "bare_unpack_per_cpu_s": events / b_cpu}
     return out
 
@@ -269,13 +281,20 @@ def table(r: dict[str, Any]) -> str:
         (f"log size, median of the {lg['library_logs']} library scenarios' FIFO logs",
          f"{lg['median_bytes_per_event']:.0f} bytes/event (max {lg['max_bytes_per_event']:.0f})",
          "≤ 64", yes(lg["median_bytes_per_event"] <= 64)),
-        ("log decode per CPU-second: small records (runtime toy) / library event mix",
+        (f"log decode per CPU-second: small records (runtime toy) / library event mix "
+         f"({lg['decode_backend']})",
          f"{lg['toy']['decode_per_cpu_s']:,.0f} / {lg['mixed']['decode_per_cpu_s']:,.0f} events/s",
          "≥ 400k/s", yes(lg["toy"]["decode_per_cpu_s"] >= 400_000)),
+        ("…the pure-Python path (`FADUMPSIM_PURE_DECODE=1`), same run",
+         f"{lg['toy']['pure_decode_per_cpu_s']:,.0f} / "
+         f"{lg['mixed']['pure_decode_per_cpu_s']:,.0f} events/s", "", ""),
         ("…versus a bare `msgpack.unpackb` of the same records packed plainly (no framing, "
-         "CRC or checks), same run",
+         "CRC or checks), same run: default / pure-Python path",
          f"{lg['toy']['decode_per_cpu_s'] / lg['toy']['bare_unpack_per_cpu_s']:.2f}× / "
-         f"{lg['mixed']['decode_per_cpu_s'] / lg['mixed']['bare_unpack_per_cpu_s']:.2f}×", "", ""),
+         f"{lg['mixed']['decode_per_cpu_s'] / lg['mixed']['bare_unpack_per_cpu_s']:.2f}×; "
+         f"{lg['toy']['pure_decode_per_cpu_s'] / lg['toy']['bare_unpack_per_cpu_s']:.2f}× / "
+         f"{lg['mixed']['pure_decode_per_cpu_s'] / lg['mixed']['bare_unpack_per_cpu_s']:.2f}×",
+         "", ""),
         ("log append per CPU-second: toy / library mix",
          f"{lg['toy']['append_per_cpu_s']:,.0f} / {lg['mixed']['append_per_cpu_s']:,.0f} events/s",
          "", ""),
