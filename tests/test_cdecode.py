@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zlib
 from pathlib import Path
 
@@ -32,10 +33,12 @@ built = pytest.mark.skipif(L._cdecode is None, reason="the C fast path is not bu
 
 
 def test_the_extension_is_built_wherever_a_compiler_is() -> None:
-    """A broken C build must not hide behind the optional build: where gcc/cc exists
-    (developers' machines, CI), the extension must have been built and imported."""
-    if not (shutil.which("gcc") or shutil.which("cc")):
-        pytest.skip("no C compiler here: the pure-Python path is the reader")
+    """A broken C build must not hide behind the optional build: where gcc/cc and the
+    Python headers exist (developers' machines, CI), the extension must have been built
+    and imported."""
+    headers = os.path.join(sysconfig.get_paths()["include"], "Python.h")
+    if not (shutil.which("gcc") or shutil.which("cc")) or not os.path.exists(headers):
+        pytest.skip("no C compiler or Python headers here: the pure-Python path is the reader")
     assert L._cdecode is not None, "events/_cdecode.c did not build: pip install -e . and look"
     assert L.USE_C == (os.environ.get("FADUMPSIM_PURE_DECODE", "") in ("", "0"))
 
