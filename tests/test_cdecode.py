@@ -456,3 +456,44 @@ def test_exceptions_inside_c_propagate(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(codec.Inflater, "chunk", boom)
     with pytest.raises(MemoryError, match="inflate"):
         r.records()
+
+
+@built
+def test_no_reference_leaks_on_any_path(tmp_path: Path) -> None:
+    """Decoding the same logs again and again (deflated payloads taken, damaged, handed
+    to the reference; frames C stops at) does not grow Python's heap: every object C
+    makes is released on every path."""
+    import gc
+    import tracemalloc
+    paths = []
+    for i, name in enumerate(["bad deflate data", "ext 3 wrapping around", "30 deep (the "
+                              "reference takes it)", "wrong field count", "positional payload"]):
+        (tmp_path / str(i)).mkdir()
+        paths.append(forged(tmp_path / str(i), make=DEFLATED[name][0])[0])
+    for i, name in enumerate(["new name", "invalid UTF-8", "int map key", "33 deep"]):
+        (tmp_path / f"s{i}").mkdir()
+        paths.append(forged(tmp_path / f"s{i}", STOPS[name][0])[0])
+    big = tmp_path / "big.fadlog"
+    write(big, [[i, i, "kernel", "sim", "blob", i - 1, 0, {"s": "a" * 400 + str(i),
+                                                          "r": list(range(i, i + 9))}]
+                for i in range(1, 300)])
+    paths.append(big)
+
+    def once() -> None:
+        for p in paths:
+            LogReader(p).records()
+
+    once()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        once()
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(10):
+            once()
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 20_000, grown
