@@ -120,7 +120,9 @@ def main(n: int = 200_000, as_json: bool = False) -> dict[str, Any]:
         all_recs = [r for *_, recs in lib for r in recs]
         mixed = rates(tiled(all_recs, n), d)
         toys = rates(toy(n), d)
-    res = {"library_logs": len(lib), "library_events": sum(e for _, e, _, _ in lib),
+    from fadumpsim.events import logfile
+    res = {"decode_backend": "C (events/_cdecode.c)" if logfile.USE_C else "pure Python",
+           "library_logs": len(lib), "library_events": sum(e for _, e, _, _ in lib),
            "library_median_bytes_per_event": statistics.median(per),
            "library_max_bytes_per_event": max(per),
            "library_overall_bytes_per_event": sum(b for _, _, b, _ in lib) / sum(e for _, e, _, _ in lib),
@@ -128,6 +130,7 @@ def main(n: int = 200_000, as_json: bool = False) -> dict[str, Any]:
     if as_json:
         print(json.dumps(res, indent=1))
         return res
+    print(f"decode backend:   {res['decode_backend']} (FADUMPSIM_PURE_DECODE=1: pure Python)")
     print(f"library logs:     {len(lib)} scenarios, {res['library_events']} events")
     for name, e, b, _ in lib:
         print(f"  {name:32s} {e:5d} events {b:7d} bytes {b / e:6.1f} B/event")
