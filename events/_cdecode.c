@@ -223,6 +223,32 @@ static int make_str(const unsigned char *s, uint64_t n, PyObject **res)
     return OK;
 }
 
+/* Map keys repeat from record to record: short ASCII keys are kept in a small
+ * direct-mapped cache and shared (a str is immutable; msgpack interns its keys for the
+ * same reason). Saves decoding, allocating and hashing each key again. */
+#define KEY_CACHE 512
+#define KEY_MAX 32
+static PyObject *key_cache[KEY_CACHE];
+
+static int key_str(const unsigned char *s, uint64_t n, PyObject **res)
+{
+    if (n == 0 || n > KEY_MAX)
+        return make_str(s, n, res);
+    uint32_t h = (uint32_t)n;
+    for (uint64_t i = 0; i < n; i++)
+        h = h * 31 + s[i];
+    PyObject **slot = &key_cache[(h ^ (h >> 9)) % KEY_CACHE];
+    PyObject *k = *slot;
+    if (k && (uint64_t)PyUnicode_GET_LENGTH(k) == n && memcmp(PyUnicode_DATA(k), s, n) == 0) {
+        *res = Py_NewRef(k);
+        return OK;
+    }
+    int r = make_str(s, n, res);
+    if (r == OK && PyUnicode_IS_ASCII(*res)) /* then its data are the n bytes */
+        Py_XSETREF(*slot, Py_NewRef(*res));
+    return r;
+}
+
 static int read_obj(Cur *c, int depth, int inner, PyObject **res);
 
 /* ext 3 of an inflated payload: a list of >= 8 ints, their running sum mod 2**64
@@ -288,7 +314,7 @@ static int read_map(Cur *c, uint64_t n, int depth, int inner, PyObject **res)
         PyObject *k, *v;
         int r = read_str(c, &s, &len);
         if (r == OK)
-            r = make_str(s, len, &k);
+            r = key_str(s, len, &k);
         if (r != OK) {
             Py_DECREF(d);
             return r;

@@ -10,6 +10,7 @@ tests/test_log_decode.py runs its generated-log tests against both backends too.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -497,3 +498,61 @@ def test_no_reference_leaks_on_any_path(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert grown < 20_000, grown
+
+
+@built
+def test_shared_map_keys_are_the_right_keys(tmp_path: Path, monkeypatch) -> None:
+    """C shares short ASCII map keys through a small cache: thousands of keys that
+    collide in it, differ only in their last character, or are 32 / 33 bytes long
+    (the cache's bound) or not ASCII, in maps deflated or not, come back exactly."""
+    import string
+    chars = string.ascii_letters + string.digits
+    keys = ["".join(p) for p in itertools.product(chars, repeat=2)]  # 3,844 keys
+    keys += ["k" * 31 + c for c in "ab"] + ["k" * 32 + c for c in "ab"] + ["ké", "kè", "日本"]
+    recs = []
+    for i in range(0, len(keys), 25):
+        part = keys[i:i + 25]
+        for p in (part, part[::-1], part[1:] + part[:1]):
+            recs.append({k: j for j, k in enumerate(p)})
+            recs.append({k: j for j, k in enumerate(p[:3])})  # small: not deflated
+    # keys sharing a cache slot where one is a prefix of the other (the slot function
+    # copied from events/_cdecode.c, key_str): looked up one after the other
+    pairs = [(k, k + c) for k in keys[:3844] for c in chars
+             if _key_slot(k.encode()) == _key_slot((k + c).encode())]
+    assert len(pairs) > 20
+    for a, b in pairs:
+        recs += [{b: 1}, {a: 2}, {b: 3}]
+    recs = [[i, i, "kernel", "sim", "x.y", i - 1, 0, p] for i, p in enumerate(recs, 1)]
+    path = tmp_path / "k.fadlog"
+    write(path, recs)
+    got, off, cause = same_both_ways(path, monkeypatch)
+    assert cause is None and tagged(got) == tagged(recs)
+
+
+def _key_slot(b: bytes) -> int:
+    h = len(b)
+    for x in b:
+        h = (h * 31 + x) & 0xFFFFFFFF
+    return (h ^ (h >> 9)) % 512
+
+
+@built
+def test_a_shared_non_ascii_key_does_not_stand_for_invalid_utf8(tmp_path: Path,
+                                                               monkeypatch) -> None:
+    """After a key such as "anÐ" (UTF-8 61 6e c3 90), a key of the bytes 61 6e d0 (the
+    same in Latin-1: invalid UTF-8) that falls in the same cache slot is still
+    undecodable."""
+    import string
+    key = next(k for k in ("".join(p) + chr(c) for p in
+                           itertools.product(string.ascii_letters, repeat=2)
+                           for c in range(0xC0, 0x100))
+               if _key_slot(k.encode()) == _key_slot(k.encode("latin-1")))
+    body = b"\x97" + HEAD + raw_map(b"\xa3" + key.encode("latin-1"), b"\x01")
+    enc = encoder()
+    rs = toy(AT)
+    rs[AT - 1][7] = {key: 1}
+    bodies = [enc.body(r) for r in rs] + [body]
+    path = tmp_path / "u.fadlog"
+    offs = forged_log(path, bodies)
+    recs, off, cause = same_both_ways(path, monkeypatch)
+    assert (len(recs), off, cause) == (AT, offs[AT], "undecodable record")
