@@ -139,7 +139,7 @@ def print_speedup(sp: dict) -> None:
           f"{two['cpu_helpers']:.2f} s helper (+{sp['cpu_overhead'] * 100:.0f}%): "
           f"bound on 2 idle cores x{sp['idle_bound']:.2f}")
     if "start_method" in two:
-        print(f"    helper ({two['start_method']}): pool started in {two['start_s'] * 1000:.0f} ms, "
+        print(f"    helper ({two['start_method']}): started in {two['start_s'] * 1000:.0f} ms, "
               f"first chunk back after {two['first_result_s'] * 1000:.0f} ms, "
               f"{two['chunks_helper']}/{two['chunks']} chunks; not running "
               f"{sp['helper_not_running_s']:.2f} s of {two['wall']:.2f} s; this process "

@@ -23,6 +23,8 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import pickle
+import queue
 import signal
 import time
 from collections import deque
@@ -358,11 +360,41 @@ def helper_context() -> Any:
     return mp.get_context("spawn")
 
 
+def _grab(counter: Any, n: int, cap: int, participants: int) -> range | None:
+    """Take the next guided chunk of schedule indices off the shared counter (None: all
+    taken). Each is 1/(GUIDE * participants) of what is left, at least BATCH, at most
+    `cap`: whoever is free takes the next one, so nobody waits for work to be handed out."""
+    with counter.get_lock():
+        start = counter.value
+        if start >= n:
+            return None
+        size = max(BATCH, min(cap, -(-(n - start) // (GUIDE * participants))))
+        stop = min(start + size, n)
+        counter.value = stop
+    return range(start, stop)
+
+
+def _helper_loop(counter: Any, results: Any, n: int, cap: int, participants: int,
+                 head: tuple, tail: tuple) -> None:
+    """A `_Shared` helper: take chunks until none is left, send each one's executions
+    (start, stop, executions) to the parent; an exception is sent instead, once."""
+    _worker_init()
+    try:
+        while (c := _grab(counter, n, cap, participants)) is not None:
+            results.put((c.start, c.stop, sample_task(*head, c, *tail)))
+    except Exception as e:  # noqa: BLE001 - re-raised in the parent
+        try:
+            pickle.dumps(e)
+        except Exception:  # noqa: BLE001
+            e = RuntimeError(f"explore helper failed: {e!r}")
+        results.put(("error", e, None))
+
+
 @dataclass
 class SharedStats:
     """Where the parallel run's wall time went (for benchmarks; not in the JSON)."""
     start_method: str = ""
-    start_s: float = 0.0          # creating the helper pool (this process)
+    start_s: float = 0.0          # starting the helper processes (this process)
     first_result_s: float = 0.0   # pool created -> first helper chunk back
     waited_s: float = 0.0         # this process blocked on helper results (the tail)
     chunks_self: int = 0
@@ -375,30 +407,37 @@ class _Shared:
 
     This process runs the first batch itself and times it; when the rest would take
     less than `min_parallel_s` it simply goes on alone. Otherwise it starts the helpers
-    (forked when safe, see `helper_context`) and keeps running chunks itself while they
-    run theirs: guided chunk sizes (big first, `BATCH` at the end), each helper kept two
-    chunks ahead. Every chunk's schedules are fixed by index and results are merged in
-    schedule order: the outcome does not depend on who ran what, nor on chunk sizes.
+    (forked when safe, see `helper_context`). From then on every participant, this
+    process included, takes the next chunk off one shared counter whenever it is free
+    (`_grab`: guided sizes, big first, `BATCH` at the end), so no helper ever waits for
+    this process to hand out work; helpers send each chunk's executions back on a queue
+    that this process reads between its own chunks. Every chunk's schedules are fixed by
+    index and results are merged in schedule order: the outcome does not depend on who
+    ran what, nor on chunk sizes.
     """
 
     def __init__(self, workers: int, min_parallel_s: float) -> None:
         self.workers = workers
         self.min_parallel_s = min_parallel_s
-        self.pool: Any = None
+        self.helpers: list[Any] = []
+        self.results: Any = None
         self.name = "serial"
         self.stats = SharedStats()
 
     def sample(self, system: System, merger: _Merger, strategy: str, n: int, seed: int,
                depth: int, steps: int) -> None:
-        def args(idx: Sequence[int]) -> tuple:
-            return (system.factory, system.data, system.source, strategy, seed, idx, depth, steps)
+        head = (system.factory, system.data, system.source, strategy, seed)
+        tail = (depth, steps)
+
+        def merge(c: Sequence[int], execs: list[Execution]) -> None:
+            for i, e in zip(c, execs):
+                merger.add(e, schedule_seed(seed, i))
 
         first = range(min(BATCH, n))
         t0 = time.perf_counter()
-        execs = sample_task(*args(first))
+        execs = sample_task(*head, first, *tail)
         per = (time.perf_counter() - t0) / max(1, len(first))
-        for i, e in zip(first, execs):
-            merger.add(e, schedule_seed(seed, i))
+        merge(first, execs)
         rest = n - len(first)
         if rest <= 0:
             return
@@ -406,66 +445,91 @@ class _Shared:
             # ranges of BATCH: `--schedules 100000000` never holds a list of them
             for a in range(len(first), n, BATCH):
                 c = range(a, min(a + BATCH, n))
-                for i, e in zip(c, sample_task(*args(c))):
-                    merger.add(e, schedule_seed(seed, i))
+                merge(c, sample_task(*head, c, *tail))
             return
-        st = self.stats
-        start = len(first)
-
         # ...but at most ~CHUNK_S of work: progress moves and memory stays small even for
         # `--schedules 100000000`
         cap = max(BATCH, int(CHUNK_S / max(per, 1e-6)))
-
-        def take() -> range:
-            nonlocal start
-            size = max(BATCH, min(cap, -(-(n - start) // (GUIDE * self.workers))))
-            c = range(start, min(start + size, n))
-            start = c.stop
-            st.sizes.append(len(c))
-            return c
-
+        st = self.stats
         ctx = helper_context()
         st.start_method = ctx.get_start_method()
+        counter = ctx.Value("q", len(first))
+        self.results = results = ctx.Queue()
         t1 = time.perf_counter()
         with children_deaf_to_sigint():
-            self.pool = ctx.Pool(self.workers - 1, initializer=_worker_init)
+            for _ in range(self.workers - 1):
+                p = ctx.Process(target=_helper_loop, daemon=True,
+                                args=(counter, results, n, cap, self.workers, head, tail))
+                p.start()
+                self.helpers.append(p)
         t2 = time.perf_counter()
         st.start_s = t2 - t1
         self.name = "processes"
-        chunks: list[range] = []
-        done: dict[int, list[Execution]] = {}
-        pending: dict[int, Any] = {}
-        merged = 0
+        try:
+            self._share(head, tail, n, cap, counter, results, merge, nxt=len(first), t2=t2)
+        except BaseException:  # an error or a Ctrl-C: the helpers stop now, not at the end
+            self.close(terminate=True)
+            raise
 
-        def collect(k: int) -> None:
-            done[k] = pending.pop(k).get()
+    def _share(self, head: tuple, tail: tuple, n: int, cap: int, counter: Any, results: Any,
+               merge: Callable[[Sequence[int], list[Execution]], None], nxt: int,
+               t2: float) -> None:
+        """Take chunks off the counter until none is left, merging everybody's results
+        in schedule order as they become contiguous; then wait for the helpers' last."""
+        st = self.stats
+        done: dict[int, tuple[range, list[Execution]]] = {}
+
+        def absorb(item: tuple) -> None:
+            a, b, execs = item
+            if a == "error":
+                raise b
+            done[a] = (range(a, b), execs)
             st.chunks_helpers += 1
             if not st.first_result_s:
                 st.first_result_s = time.perf_counter() - t2
 
-        while start < n or pending or merged < len(chunks):
-            # keep each helper busy with up to two chunks, taken from the front
-            while start < n and len(pending) < 2 * (self.workers - 1):
-                chunks.append(take())
-                pending[len(chunks) - 1] = self.pool.apply_async(sample_task,
-                                                                 args(chunks[-1]))
-            for k in [k for k, r in pending.items() if r.ready()]:
-                collect(k)
-            if start < n:  # this process takes the next chunk itself
-                chunks.append(take())
-                done[len(chunks) - 1] = sample_task(*args(chunks[-1]))
-                st.chunks_self += 1
-            elif merged < len(chunks) and merged not in done:  # only helpers' work left
-                tw = time.perf_counter()
-                collect(merged)
-                st.waited_s += time.perf_counter() - tw
-            while merged in done:
-                for i, e in zip(chunks[merged], done.pop(merged)):
-                    merger.add(e, schedule_seed(seed, i))
-                merged += 1
+        def merge_ready() -> None:
+            nonlocal nxt
+            while nxt in done:
+                c, execs = done.pop(nxt)
+                st.sizes.append(len(c))
+                merge(c, execs)
+                nxt = c.stop
+
+        while (c := _grab(counter, n, cap, self.workers)) is not None:
+            done[c.start] = (c, sample_task(*head, c, *tail))
+            st.chunks_self += 1
+            while True:  # whatever the helpers finished meanwhile
+                try:
+                    absorb(results.get(False))
+                except queue.Empty:
+                    break
+            merge_ready()
+        tw = time.perf_counter()
+        while nxt < n:  # only the helpers' last chunks are left
+            try:
+                absorb(results.get(timeout=0.5))
+            except queue.Empty:
+                dead = [p for p in self.helpers if p.exitcode not in (None, 0)]
+                if dead or not any(p.is_alive() for p in self.helpers):
+                    # a helper killed (OOM killer, a signal): its chunk will never come
+                    code = dead[0].exitcode if dead else 0
+                    raise RuntimeError(f"an explore helper process ended (exit code {code}) "
+                                       f"before sending schedules {nxt}..") from None
+                continue
+            merge_ready()
+        st.waited_s = time.perf_counter() - tw
 
     def close(self, terminate: bool = False) -> None:
-        _close_pool(self.pool, terminate)
+        """Stop the helpers: they have ended (all work taken), or kill them after a Ctrl-C."""
+        for p in self.helpers:
+            if terminate:
+                p.terminate()
+            p.join()
+        self.helpers.clear()
+        if self.results is not None:
+            self.results.close()
+            self.results = None
 
 
 @contextmanager

@@ -452,6 +452,70 @@ def test_guided_chunks_cover_every_schedule_once_and_shrink_to_a_batch():
     assert r.parallel.chunks_self + r.parallel.chunks_helpers == len(sizes)
 
 
+def _helper_only(monkeypatch, action):
+    """Make sample_task do `action()` in forked helpers only (this process runs normally)."""
+    import multiprocessing
+    import os
+    import fadumpsim.replay.explore as E
+    parent, real = os.getpid(), E.sample_task
+
+    def task(*a):
+        if os.getpid() != parent:
+            action()
+        return real(*a)
+    monkeypatch.setattr(E, "sample_task", task)
+    monkeypatch.setattr(E, "helper_context", lambda: multiprocessing.get_context("fork"))
+
+
+def test_a_helper_that_dies_is_reported_not_waited_for(monkeypatch):
+    import os
+    _helper_only(monkeypatch, lambda: os._exit(3))
+    with pytest.raises(RuntimeError, match=r"helper process ended \(exit code 3\)"):
+        explore(udev(), "random", schedules=200, seed=1, workers=2, min_parallel_s=0)
+
+
+def test_a_helper_error_is_raised_here_and_the_other_helpers_stop(monkeypatch, tmp_path):
+    """One helper fails once; the other would go on for ~60 s of schedules: it is
+    stopped at once, not waited for (a 7x margin on a loaded machine)."""
+    import multiprocessing
+    import os
+    import time as _time
+    flag = str(tmp_path / "failed-once")
+
+    def boom_once():
+        try:
+            os.close(os.open(flag, os.O_CREAT | os.O_EXCL))
+        except FileExistsError:
+            return
+        raise ValueError("boom in a helper")
+    _helper_only(monkeypatch, boom_once)
+    t = _time.monotonic()
+    with pytest.raises(ValueError, match="boom in a helper"):
+        explore(udev(), "random", schedules=20000, seed=1, workers=3, min_parallel_s=0)
+    assert _time.monotonic() - t < 8
+    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
+
+
+def test_a_free_helper_takes_the_next_chunk_without_waiting_for_this_process(monkeypatch):
+    """Self-scheduling: while this process is slow (0.4 s per chunk here), the helper
+    keeps taking chunks off the shared counter. A pool fed by this process between its
+    own chunks gets at most a fixed number of chunks ahead per chunk this process runs."""
+    import os
+    import time as _time
+    import fadumpsim.replay.explore as E
+    parent, real = os.getpid(), E.sample_task
+
+    def task(*a):
+        if os.getpid() == parent and a[5][0] > 0:  # not the first batch (it is timed)
+            _time.sleep(0.4)
+        return real(*a)
+    monkeypatch.setattr(E, "sample_task", task)
+    r = explore(udev(), "random", schedules=400, seed=1, workers=2, min_parallel_s=0)
+    st = r.parallel
+    assert st.chunks_helpers >= 4 * max(1, st.chunks_self), (st.chunks_self, st.chunks_helpers)
+    assert sum(st.sizes) == 400 - E.BATCH
+
+
 def test_one_schedule_is_the_least_explore_accepts():
     from fadumpsim import api
     r = api.explore("double-registration", "random", schedules=1, seed=3)
