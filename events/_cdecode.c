@@ -557,6 +557,14 @@ static int deflated_payload(Ctx *ctx, const unsigned char *data, uint64_t len,
     return r;
 }
 
+static void release(PyObject *src, PyObject *dst, PyObject *typ, PyObject *fields)
+{
+    Py_DECREF(src);
+    Py_DECREF(dst);
+    Py_DECREF(typ);
+    Py_XDECREF(fields);
+}
+
 /* Decode one E body into the record for `seq`, advancing the step and time. UNSURE leaves
  * everything as it was (unless a deflated payload was reached: see deflated_payload). */
 static int record(Ctx *ctx, const unsigned char *body, Py_ssize_t n, uint64_t seq,
@@ -601,7 +609,7 @@ static int record(Ctx *ctx, const unsigned char *body, Py_ssize_t n, uint64_t se
         return ERR;
     }
     PyObject *payload = NULL;
-    int r;
+    int r, held = 0;
     if (count == 7 && c.p < c.end && is_ext_byte(*c.p)) {
         int code;
         const unsigned char *data;
@@ -609,11 +617,22 @@ static int record(Ctx *ctx, const unsigned char *body, Py_ssize_t n, uint64_t se
         if (read_ext(&c, &code, &data, &len) != OK || code != 1 || c.p != c.end)
             return UNSURE;
         ctx->inflated = 1;
-        Py_INCREF(typ); /* names may not change under us, but hold it across the calls */
+        /* Python code runs in there: hold what we borrowed from names and WIRE_FIELDS */
+        Py_INCREF(src);
+        Py_INCREF(dst);
+        Py_INCREF(typ);
+        Py_XINCREF(fields);
+        held = 1;
         r = deflated_payload(ctx, data, len, typ, fields, &payload);
-        Py_DECREF(typ);
-        if (r != OK || ctx->cause)
+        if (r == OK && !ctx->cause && !PyDict_CheckExact(payload)) {
+            Py_CLEAR(payload);
+            PyErr_SetString(PyExc_TypeError, "payload_from_raw did not return a dict");
+            r = ERR;
+        }
+        if (r != OK || ctx->cause) {
+            release(src, dst, typ, fields);
             return r;
+        }
     } else if (fields) {
         Py_ssize_t nf = PyTuple_GET_SIZE(fields);
         if (count - 6 != (uint64_t)nf)
@@ -640,14 +659,18 @@ static int record(Ctx *ctx, const unsigned char *body, Py_ssize_t n, uint64_t se
         if (r != OK)
             return r;
     }
-    if (c.p != c.end) { /* trailing bytes: msgpack's ExtraData */
+    if (c.p != c.end) { /* trailing bytes: msgpack's ExtraData (never after an ext 1) */
         Py_DECREF(payload);
+        if (held)
+            release(src, dst, typ, fields);
         return UNSURE;
     }
     uint64_t st = *step + h[0], tm = *time + st; /* mod 2**64 */
     PyObject *rec = PyList_New(8);
     if (!rec) {
         Py_DECREF(payload);
+        if (held)
+            release(src, dst, typ, fields);
         return ERR;
     }
     PyObject *o0 = PyLong_FromUnsignedLongLong(seq), *o1 = PyLong_FromUnsignedLongLong(tm);
@@ -660,6 +683,8 @@ static int record(Ctx *ctx, const unsigned char *body, Py_ssize_t n, uint64_t se
     PyList_SET_ITEM(rec, 5, o5);
     PyList_SET_ITEM(rec, 6, o6);
     PyList_SET_ITEM(rec, 7, payload);
+    if (held)
+        release(src, dst, typ, fields);
     if (!o0 || !o1 || !o5 || !o6) {
         Py_DECREF(rec); /* NULL slots are skipped by the list's dealloc */
         return ERR;
