@@ -104,6 +104,18 @@ def logs(events: int) -> dict[str, Any]:
     return out
 
 
+def _decode_status(lg: dict[str, Any], yes: Any) -> str:
+    """The decode target is judged on small records; when the library mix is under it,
+    say so next to the floor it is up against (bare `unpackb` of the same records)."""
+    toy, mix = lg["toy"], lg["mixed"]
+    status = yes(toy["decode_per_cpu_s"] >= 400_000)
+    if mix["decode_per_cpu_s"] >= 400_000:
+        return status
+    return (f"{status} (small records); library mix under: "
+            f"{mix['decode_per_cpu_s'] / mix['bare_unpack_per_cpu_s']:.2f}× a bare `unpackb`, "
+            f"itself {mix['bare_unpack_per_cpu_s']:,.0f}/s here")
+
+
 def _write(writer: Any, path: str, recs: list) -> None:
     w = writer(path, {"scenario": {"name": "bench"}}, durable=False)
     for r in recs:
@@ -284,7 +296,7 @@ def table(r: dict[str, Any]) -> str:
         (f"log decode per CPU-second: small records (runtime toy) / library event mix "
          f"({lg['decode_backend']})",
          f"{lg['toy']['decode_per_cpu_s']:,.0f} / {lg['mixed']['decode_per_cpu_s']:,.0f} events/s",
-         "≥ 400k/s", yes(lg["toy"]["decode_per_cpu_s"] >= 400_000)),
+         "≥ 400k/s", _decode_status(lg, yes)),
         ("…the pure-Python path (`FADUMPSIM_PURE_DECODE=1`), same run",
          f"{lg['toy']['pure_decode_per_cpu_s']:,.0f} / "
          f"{lg['mixed']['pure_decode_per_cpu_s']:,.0f} events/s", "", ""),
