@@ -390,16 +390,9 @@ def test_deflated_data_over_the_limit_is_named_as_the_reference_names_it(tmp_pat
                                                      "beyond 1000 bytes)")
 
 
-@built
-def test_deflated_payloads_go_through_c_and_the_budget_ends_batches(tmp_path: Path,
-                                                                    monkeypatch) -> None:
-    """Payloads of 40 KB that deflate to a few bytes: C decodes them (the reference only
-    sees the frame with the new name), and a batch ends once 1 MiB is inflated."""
-    recs = [[i, i, "kernel", "sim", "blob", i - 1, 0, {"s": "a" * 40_000 + str(i)}]
-            for i in range(1, 200)]
-    path = tmp_path / "i.fadlog"
-    write(path, recs)
-    slow = []
+def _count_slow_frames(monkeypatch) -> list[int]:
+    """Turn the C path on and count the frames each reference-path call decodes."""
+    slow: list[int] = []
     real = L._decode_slow
 
     def counting(buf, pos, exp, *a):
@@ -409,6 +402,19 @@ def test_deflated_payloads_go_through_c_and_the_budget_ends_batches(tmp_path: Pa
 
     monkeypatch.setattr(L, "_decode_slow", counting)
     monkeypatch.setattr(L, "USE_C", True)
+    return slow
+
+
+@built
+def test_deflated_payloads_go_through_c_and_the_budget_ends_batches(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """Payloads of 40 KB that deflate to a few bytes: C decodes them (the reference only
+    sees the frame with the new name), and a batch ends once 1 MiB is inflated."""
+    recs = [[i, i, "kernel", "sim", "blob", i - 1, 0, {"s": "a" * 40_000 + str(i)}]
+            for i in range(1, 200)]
+    path = tmp_path / "i.fadlog"
+    write(path, recs)
+    slow = _count_slow_frames(monkeypatch)
     r = LogReader(path)
     sizes = [len(b) for b in r._batches()]
     assert r.error is None and sum(sizes) == len(recs)
@@ -430,16 +436,7 @@ def test_a_plain_log_goes_through_c(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "t.fadlog"
     recs = toy(20_000)
     write(path, recs)
-    slow = []
-    real = L._decode_slow
-
-    def counting(buf, pos, exp, *a):
-        res = real(buf, pos, exp, *a)
-        slow.append(res[1] - exp)
-        return res
-
-    monkeypatch.setattr(L, "_decode_slow", counting)
-    monkeypatch.setattr(L, "USE_C", True)
+    slow = _count_slow_frames(monkeypatch)
     assert tagged(LogReader(path).records()) == tagged(recs)
     assert sum(slow) <= 7  # the frames that bring the 7 new names
 
