@@ -94,6 +94,21 @@ def sample(tmp_path_factory) -> tuple[Path, bytes]:
 
 # --------------------------------------------------------------------------- round trip
 
+@pytest.mark.parametrize("field", ["time", "cause", "chan_seq"])
+def test_append_takes_u64_fields_up_to_2_64_minus_1_and_refuses_2_64(tmp_path: Path,
+                                                                      field: str) -> None:
+    """time, cause and chan_seq are stored modulo 2**64: 2**64 would read back as 0."""
+    p = tmp_path / f"{field}.log"
+    w = LogWriter(p, HEADER)
+    with pytest.raises(ValueError, match="record"):
+        w.append(rec(1, **{field: 2**64}))
+    with pytest.raises(ValueError, match="record"):
+        w.append(rec(1, **{field: -1}))
+    w.append(rec(1, **{field: 2**64 - 1}))
+    w.close()
+    assert read_log(p)[1] == [rec(1, **{field: 2**64 - 1})]
+
+
 def test_round_trip_exotic_values(tmp_path: Path) -> None:
     payload = {
         "big": 2**63, "max": 2**64 - 1, "min": -2**63, "zero": 0, "neg": -1,
