@@ -520,6 +520,8 @@ def test_one_schedule_is_the_least_explore_accepts():
     from fadumpsim import api
     r = api.explore("double-registration", "random", schedules=1, seed=3)
     assert r.schedules == 1
+    # one worker unless asked: the JSON says so, and nothing is started
+    assert r.workers == 1 and r.backend == "serial" and r.parallel is None
     with pytest.raises(ValueError, match="schedules must be at least 1"):
         api.explore("double-registration", "random", schedules=0, seed=3)
     with pytest.raises(ValueError, match="workers must be at least 1"):
