@@ -470,6 +470,7 @@ def test_header_errors(tmp_path: Path) -> None:
         with pytest.raises(LogFormatError) as ei:
             LogReader(p)
         assert str(ei.value) == f"{p}: not a fadumpsim event log"
+        assert ei.value.offset == -1  # no position: nothing of it is a log
     p.write_bytes(MAGIC[:5])
     with pytest.raises(LogFormatError, match="truncated file header at byte 0"):
         LogReader(p)
