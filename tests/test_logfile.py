@@ -94,6 +94,29 @@ def sample(tmp_path_factory) -> tuple[Path, bytes]:
 
 # --------------------------------------------------------------------------- round trip
 
+@pytest.mark.parametrize("backend", ["pure", "c"])
+def test_a_log_cut_inside_a_long_frames_length_is_truncated_there(tmp_path: Path, backend: str,
+                                                                   monkeypatch) -> None:
+    """A 3 MB record has a 4-byte length; cut after 3 of them, the reader reports a
+    truncated record at that frame (not a checksum, not a crash)."""
+    from fadumpsim.events import logfile as L
+    if backend == "c" and L._cdecode is None:
+        pytest.skip("C extension not built")
+    monkeypatch.setattr(L, "USE_C", backend == "c")
+    import random
+    big = random.Random(1).randbytes(3 << 20)  # incompressible: stays a long frame
+    p = tmp_path / "big.log"
+    write_log(p, [rec(1), rec(2, {"blob": big})], HEADER, {"events": 2})
+    data = p.read_bytes()
+    start = LogReader(p).data_start
+    first = start + 1 + 1 + 4 + len(data[start + 6:start + 6 + data[start + 1]])  # record 1
+    assert data[first] == ord("E") and data[first + 4] & 0x80 == 0  # 4-byte length
+    p.write_bytes(data[:first + 4])  # kind + 3 of the 4 length bytes
+    h, got, trailer, err = read_log(p)
+    assert got == [rec(1)] and trailer is None
+    assert err is not None and err.offset == first and "truncated record" in str(err)
+
+
 @pytest.mark.parametrize("field", ["time", "cause", "chan_seq"])
 def test_append_takes_u64_fields_up_to_2_64_minus_1_and_refuses_2_64(tmp_path: Path,
                                                                       field: str) -> None:
