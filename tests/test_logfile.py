@@ -586,6 +586,31 @@ def test_iter_frames(sample, tmp_path: Path) -> None:
         list(iter_frames(bad))
 
 
+def test_iter_frames_yields_an_empty_frame(tmp_path: Path) -> None:
+    """A zero-length frame is well framed (its body is the reader's business, not the
+    frame walker's): iter_frames yields it instead of calling its length malformed."""
+    path = tmp_path / "empty-frame.log"
+    write_log(path, [], HEADER, {"events": 0})
+    data = path.read_bytes()
+    end = [o for o, k, _ in iter_frames(path) if k == b"X"][0]
+    path.write_bytes(data[:end] + encode_frame(b"E", b"", 1) + data[end:])
+    frames = list(iter_frames(path))
+    assert [(k, b) for _, k, b in frames][1:] == [(b"E", b""), (b"X", frames[-1][2])]
+    assert frames[1][0] == end
+
+
+def test_record_problem_checks_known_types_payloads_only() -> None:
+    """The replayer's record check: a known type must carry its declared keys; a type
+    the simulator does not know is taken with any map (tools forge such logs)."""
+    from fadumpsim.events import records, types
+    assert types.known("cmd.run") and not types.known("toy.ping")
+    good = [1, 0, "sim", "kernel", "cmd.run", 0, 0, {"index": 0, "command": "free -m"}]
+    assert records.record_problem(good) is None
+    assert records.record_problem(good[:7] + [{"index": 0}]) == (
+        "event #1: cmd.run: payload fields ['index'] != declared ['command', 'index']")
+    assert records.record_problem(good[:4] + ["toy.ping"] + good[5:7] + [{"any": 1}]) is None
+
+
 def test_rewrite_records_altered_payload(sample, tmp_path: Path) -> None:
     path, data = sample
     dst = tmp_path / "altered.log"
