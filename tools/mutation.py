@@ -33,6 +33,7 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -246,10 +247,17 @@ def run_tests(tests: list[str], timeout: float) -> tuple[str, float]:
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
            "-p", "no:randomly", *[t for t in tests if (ROOT / t).exists()]]
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    try:
-        r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return "killed (timeout)", time.monotonic() - t0
+    # pytest in its own session: on a timeout the whole group goes, the helper processes a
+    # test forked included (killing pytest alone left them running, using the CPU while the
+    # next mutants' tests ran)
+    with subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, env=env, start_new_session=True) as r:
+        try:
+            r.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(r.pid, signal.SIGKILL)
+            r.communicate()
+            return "killed (timeout)", time.monotonic() - t0
     if r.returncode == 0:
         return "survived", time.monotonic() - t0
     if r.returncode in (1,):
