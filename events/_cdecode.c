@@ -249,6 +249,26 @@ static int key_str(const unsigned char *s, uint64_t n, PyObject **res)
     return r;
 }
 
+/* An array header (fix/16/32): its length (UNSURE if the next object is not an array). */
+static int read_array_len(Cur *c, uint64_t *n)
+{
+    const unsigned char *q;
+    if (c->p >= c->end)
+        return UNSURE;
+    unsigned char b = *c->p++;
+    if (b >= 0x90 && b <= 0x9F) {
+        *n = b & 0x0F;
+    } else if (b == 0xDC || b == 0xDD) {
+        int w = b == 0xDC ? 2 : 4;
+        if (!(q = take(c, w)))
+            return UNSURE;
+        *n = be(q, w);
+    } else {
+        return UNSURE;
+    }
+    return OK;
+}
+
 static int read_obj(Cur *c, int depth, int inner, PyObject **res);
 
 /* ext 3 of an inflated payload: a list of >= 8 ints, their running sum mod 2**64
@@ -256,21 +276,9 @@ static int read_obj(Cur *c, int depth, int inner, PyObject **res);
 static int u64_list(const unsigned char *d, uint64_t len, PyObject **res)
 {
     Cur c = {d, d + len};
-    const unsigned char *q;
     uint64_t n;
-    if (c.p >= c.end)
+    if (read_array_len(&c, &n) != OK)
         return UNSURE;
-    unsigned char b = *c.p++;
-    if (b >= 0x90 && b <= 0x9F) {
-        n = b & 0x0F;
-    } else if (b == 0xDC || b == 0xDD) {
-        int w = b == 0xDC ? 2 : 4;
-        if (!(q = take(&c, w)))
-            return UNSURE;
-        n = be(q, w);
-    } else {
-        return UNSURE;
-    }
     if (n < PACKED_MIN || n > MAX_CONTAINER || n > (uint64_t)(c.end - c.p))
         return UNSURE;
     PyObject *list = PyList_New((Py_ssize_t)n);
@@ -571,22 +579,10 @@ static int record(Ctx *ctx, const unsigned char *body, Py_ssize_t n, uint64_t se
                   uint64_t *step, uint64_t *time, PyObject **res)
 {
     Cur c = {body, body + n};
-    const unsigned char *q;
     uint64_t count, h[6];
     int neg[6];
-    if (c.p >= c.end)
+    if (read_array_len(&c, &count) != OK)
         return UNSURE;
-    unsigned char b = *c.p++;
-    if (b >= 0x90 && b <= 0x9F) {
-        count = b & 0x0F;
-    } else if (b == 0xDC || b == 0xDD) {
-        int w = b == 0xDC ? 2 : 4;
-        if (!(q = take(&c, w)))
-            return UNSURE;
-        count = be(q, w);
-    } else {
-        return UNSURE;
-    }
     if (count < 6 || count > MAX_CONTAINER)
         return UNSURE;
     for (int i = 0; i < 6; i++)
