@@ -500,7 +500,7 @@ typedef struct {
     PyObject *chunk;     /* dec.stream.chunk, looked up at the first deflated payload */
     Py_ssize_t max_record;
     PyObject *cause;     /* set when a deflated payload is damaged */
-    int inflated;        /* the last record had a deflated payload */
+    Py_ssize_t inflated; /* dec.inflated after the last record's deflated payload, else -1 */
 } Ctx;
 
 /* "malformed record (<CodecError message>)" if the pending exception is a CodecError
@@ -554,7 +554,12 @@ static int deflated_payload(Ctx *ctx, const unsigned char *data, uint64_t len,
         Py_DECREF(raw);
         return ERR;
     }
+    ctx->inflated = PyLong_AsSsize_t(now);
     Py_DECREF(now);
+    if (ctx->inflated == -1 && PyErr_Occurred()) {
+        Py_DECREF(raw);
+        return ERR;
+    }
     int r = inner_payload(raw, fields, res);
     if (r == UNSURE) { /* the reference decides: payload or CodecError */
         *res = PyObject_CallMethodObjArgs(ctx->dec, s_from_raw, raw, typ,
@@ -612,7 +617,6 @@ static int record(Ctx *ctx, const unsigned char *body, Py_ssize_t n, uint64_t se
         uint64_t len;
         if (read_ext(&c, &code, &data, &len) != OK || code != 1 || c.p != c.end)
             return UNSURE;
-        ctx->inflated = 1;
         /* Python code runs in there: hold what we borrowed from names and WIRE_FIELDS */
         Py_INCREF(src);
         Py_INCREF(dst);
@@ -746,7 +750,7 @@ static PyObject *py_decode(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "y*nKnOO!n", &view, &pos, &expected, &max_record, &dec,
                           &PyList_Type, &out, &budget))
         return NULL;
-    Ctx ctx = {dec, NULL, NULL, max_record, NULL, 0};
+    Ctx ctx = {dec, NULL, NULL, max_record, NULL, -1};
     uint64_t step = 0, time = 0;
     PyObject *result = NULL, *status = Py_None;
     int failed = 0;
@@ -787,7 +791,7 @@ static PyObject *py_decode(PyObject *self, PyObject *args)
         if (crc != stored)
             break;
         PyObject *rec = NULL;
-        ctx.inflated = 0;
+        ctx.inflated = -1;
         int r = record(&ctx, buf + h + 4, (Py_ssize_t)n, expected, &step, &time, &rec);
         if (r == ERR) {
             failed = 1;
@@ -807,25 +811,17 @@ static PyObject *py_decode(PyObject *self, PyObject *args)
         }
         pos = end;
         expected++;
-        if (ctx.inflated) { /* a deflated payload was inflated: the batch's budget */
-            PyObject *inf = PyObject_GetAttr(dec, s_inflated);
-            Py_ssize_t used = inf ? PyLong_AsSsize_t(inf) : -1;
-            Py_XDECREF(inf);
-            if (used == -1 && PyErr_Occurred()) {
+        /* a deflated payload took the batch's inflated bytes over budget */
+        if (ctx.inflated >= 0 && ctx.inflated > budget) {
+            PyObject *zero = PyLong_FromLong(0);
+            if (!zero || PyObject_SetAttr(dec, s_inflated, zero) < 0) {
+                Py_XDECREF(zero);
                 failed = 1;
                 break;
             }
-            if (used > budget) {
-                PyObject *zero = PyLong_FromLong(0);
-                if (!zero || PyObject_SetAttr(dec, s_inflated, zero) < 0) {
-                    Py_XDECREF(zero);
-                    failed = 1;
-                    break;
-                }
-                Py_DECREF(zero);
-                status = inflated_tag;
-                break;
-            }
+            Py_DECREF(zero);
+            status = inflated_tag;
+            break;
         }
     }
     /* the time state of the records appended, also when an exception propagates */
