@@ -395,7 +395,7 @@ class SharedStats:
     """Where the parallel run's wall time went (for benchmarks; not in the JSON)."""
     start_method: str = ""
     start_s: float = 0.0          # starting the helper processes (this process)
-    first_result_s: float = 0.0   # pool created -> first helper chunk back
+    first_result_s: float = 0.0   # helpers started -> first helper chunk seen here
     waited_s: float = 0.0         # this process blocked on helper results (the tail)
     chunks_self: int = 0
     chunks_helpers: int = 0
